@@ -1,0 +1,63 @@
+# Gristmill developer commands. `make run` and `make test` are all a newcomer needs.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PYTHON ?= python3
+export PORT ?= 8000
+DEV_ENV := .env
+
+.PHONY: install run test test-fast lint format migrate createdb helm k8s bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## a .venv with the app and the dev tools
+
+# A dev token is generated once into .env (git-ignored) and printed by `make run`.
+$(DEV_ENV):
+	@echo "API_TOKENS=dev-$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')" > $@
+	@echo "LOG_JSON=false" >> $@
+
+createdb: install $(DEV_ENV)
+	$(BIN)/gristmill create-db
+
+migrate: install $(DEV_ENV) ## apply database migrations (alembic upgrade head)
+	$(BIN)/gristmill migrate
+
+run: install $(DEV_ENV) createdb migrate ## the whole stack: api, worker pools, scheduler
+	@set -a; source $(DEV_ENV); set +a; \
+	echo "Gristmill api: http://127.0.0.1:$(PORT)  (docs: http://127.0.0.1:$(PORT)/docs)"; \
+	echo "Dev token:     $${API_TOKENS%%,*}"; \
+	echo "Try:           curl -H \"Authorization: Bearer $${API_TOKENS%%,*}\" http://127.0.0.1:$(PORT)/api/jobs"; \
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port $(PORT) --no-prefix=false -f Procfile
+
+test: install ## the whole suite against real PostgreSQL, Redis and worker processes
+	$(BIN)/pytest
+
+test-fast: install ## everything but the tests that run the real processes
+	$(BIN)/pytest -m "not integration"
+
+lint: install ## ruff + mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+helm: ## fetch a pinned helm into .bin/ unless one is on PATH
+	bash scripts/ensure_helm.sh
+
+k8s: install ## render k8s/ from the chart
+	bash scripts/render_k8s.sh
+
+bench: install ## throughput and latency figures
+	$(BIN)/python -m tests.bench
+
+clean:
+	rm -rf $(VENV) .bin .mypy_cache .ruff_cache

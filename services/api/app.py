@@ -1,0 +1,51 @@
+"""The api service: `uvicorn services.api.app:create_app --factory` (see the Procfile)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gristmill import __version__
+from gristmill.celery_app import configure_celery
+from gristmill.db import init_database
+from gristmill.logging import configure_logging
+from gristmill.settings import Settings, get_settings
+from services.api.errors import install_error_handlers
+from services.api.routes import accounts, health, jobs
+
+
+class MissingTokenError(RuntimeError):
+    pass
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    if not settings.api_tokens:
+        raise MissingTokenError(
+            "no API token configured: set API_TOKENS to a comma-separated list of secret bearer "
+            "tokens (e.g. API_TOKENS=$(python -c 'import secrets; print(secrets.token_urlsafe(32))'))"
+            "; `make run` generates a dev token for you"
+        )
+    configure_logging(settings)
+    configure_celery(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = init_database(settings, pool_size=10)
+        yield
+        database.dispose()
+
+    app = FastAPI(
+        title="Gristmill",
+        version=__version__,
+        description="Background scraping jobs for social-media account metrics.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    app.include_router(accounts.router)
+    return app

@@ -1,0 +1,60 @@
+"""Typed dependencies that keep route signatures short."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from gristmill.db import get_database
+from gristmill.settings import Settings
+from services.api.errors import ForbiddenError, UnauthorizedError
+
+_bearer = HTTPBearer(auto_error=False, description="A token from API_TOKENS or API_READ_TOKENS")
+
+
+def get_settings_from_app(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
+
+
+def get_session() -> Iterator[Session]:
+    """The request owns the transaction: commit when the route returns, roll back on error.
+    Celery messages registered during the request are sent after the commit."""
+    with get_database().sessionmaker() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def _token_scope(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise UnauthorizedError("missing bearer token: send 'Authorization: Bearer <token>'")
+    scope = settings.token_scope(credentials.credentials)
+    if scope is None:
+        raise UnauthorizedError("invalid bearer token")
+    return scope
+
+
+def require_read(scope: Annotated[str, Depends(_token_scope)]) -> str:
+    return scope
+
+
+def require_write(scope: Annotated[str, Depends(_token_scope)]) -> str:
+    if scope != "write":
+        raise ForbiddenError("this token is read-only; writing needs a token from API_TOKENS")
+    return scope
+
+
+ReadAuth = Depends(require_read)
+WriteAuth = Depends(require_write)

@@ -1,0 +1,29 @@
+"""The scheduler service: `celery -A services.scheduler.app beat` (one replica, see the chart)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.signals import beat_init
+
+from gristmill.celery_app import celery_app, configure_celery
+from gristmill.db import init_database
+from gristmill.logging import configure_logging
+from gristmill.settings import get_settings
+from services.scheduler.schedule import build_beat_schedule
+
+settings = get_settings()
+configure_logging(settings)
+configure_celery(settings)
+celery_app.conf.update(
+    beat_schedule=build_beat_schedule(settings),
+    beat_scheduler="services.scheduler.scheduler:JobRecordingScheduler",
+)
+
+
+@beat_init.connect
+def _open_database(**_: Any) -> None:
+    init_database(settings, pool_size=1)
+
+
+app = celery_app

@@ -1,0 +1,98 @@
+"""The one Celery app. The api and scheduler send tasks through it by name; the worker runs them.
+
+`configure_celery(settings)` is called by each service at start-up, so importing this module
+never reads the environment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue as KombuQueue
+
+from gristmill.jobs.types import (
+    JOB_TYPES,
+    REQUEUE_ORPHANS_TASK,
+    SCRAPE_ACCOUNT_BATCH_TASK,
+    CHILD_QUEUE,
+    Queue,
+)
+from gristmill.settings import Settings
+
+celery_app = Celery("gristmill")
+
+PRIORITY_STEPS = list(range(10))
+PRIORITY_SEPARATOR = ":"
+
+
+def redis_list_names(queue: str) -> list[str]:
+    """Every Redis list that holds messages of `queue` (kombu keeps one list per priority)."""
+    return [queue] + [f"{queue}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS[1:]]
+
+
+def time_limits(settings: Settings, limit_class: str) -> tuple[float, float]:
+    soft = getattr(settings, f"{limit_class}_soft_time_limit_seconds")
+    hard = getattr(settings, f"{limit_class}_hard_time_limit_seconds")
+    return float(soft), float(hard)
+
+
+def _task_annotations(settings: Settings) -> dict[str, dict[str, Any]]:
+    annotations: dict[str, dict[str, Any]] = {}
+    for spec in JOB_TYPES.values():
+        _, hard = time_limits(settings, spec.limits)
+        annotations[spec.task_name] = {"time_limit": hard}
+    _, scrape_hard = time_limits(settings, "scrape")
+    annotations[SCRAPE_ACCOUNT_BATCH_TASK] = {"time_limit": scrape_hard}
+    annotations[REQUEUE_ORPHANS_TASK] = {"time_limit": 60}
+    return annotations
+
+
+def _task_routes() -> dict[str, dict[str, str]]:
+    routes = {spec.task_name: {"queue": spec.queue.value} for spec in JOB_TYPES.values()}
+    routes[SCRAPE_ACCOUNT_BATCH_TASK] = {"queue": CHILD_QUEUE.value}
+    routes[REQUEUE_ORPHANS_TASK] = {"queue": Queue.DEFAULT.value}
+    return routes
+
+
+def configure_celery(settings: Settings) -> Celery:
+    # The broker must hold an unacknowledged message longer than any task may run, or Redis
+    # hands it to a second worker while the first is still working on it.
+    visibility_timeout = int(settings.longest_hard_time_limit_seconds * 2 + 60)
+    # Drop pooled broker connections and producers made under an earlier configuration (the
+    # same reset Celery does after a fork); only tests reconfigure a running process.
+    celery_app._after_fork()
+    celery_app.conf.update(
+        broker_url=settings.broker_url,
+        result_backend=settings.result_backend_url,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout,
+            "priority_steps": PRIORITY_STEPS,
+            "sep": PRIORITY_SEPARATOR,
+            "queue_order_strategy": "priority",
+        },
+        result_backend_transport_options={"visibility_timeout": visibility_timeout},
+        result_expires=3600,
+        task_ignore_result=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        task_queues=[KombuQueue(queue.value, routing_key=queue.value) for queue in Queue],
+        task_default_queue=Queue.DEFAULT.value,
+        task_default_priority=5,
+        task_routes=_task_routes(),
+        task_annotations=_task_annotations(settings),
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        worker_max_tasks_per_child=1000,
+        beat_max_loop_interval=30,
+    )
+    return celery_app

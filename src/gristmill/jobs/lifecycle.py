@@ -1,0 +1,271 @@
+"""Job state transitions made by workers. Every write is guarded by the status it expects, so a
+cancel from the api and a finishing worker can race without either overwriting the other."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy.orm import Session, aliased
+
+from gristmill.clock import utc_now
+from gristmill.jobs.dispatch import JobMessage, send_after_commit
+from gristmill.jobs.models import DeadLetter, Job
+from gristmill.jobs.types import UNFINISHED_STATUSES, JobStatus
+from gristmill.settings import Settings
+
+MAX_LISTED_FAILURES = 1000
+
+
+def claim_jobs(session: Session, job_ids: Sequence[uuid.UUID]) -> list[Job]:
+    """Move pending jobs to running. A job that is not pending (cancelled, already running
+    elsewhere, finished) is not returned, so a duplicate delivery does nothing."""
+    if not job_ids:
+        return []
+    now = utc_now()
+    statement = (
+        update(Job)
+        .where(Job.job_id.in_(job_ids), Job.status == JobStatus.PENDING.value)
+        .values(
+            status=JobStatus.RUNNING.value,
+            started_at=func.coalesce(Job.started_at, now),
+            attempts=Job.attempts + 1,
+            heartbeat_at=now,
+        )
+        .returning(Job)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.scalars(statement))
+
+
+def touch_heartbeats(session: Session, job_ids: Sequence[uuid.UUID]) -> None:
+    session.execute(
+        update(Job)
+        .where(Job.job_id.in_(job_ids), Job.status == JobStatus.RUNNING.value)
+        .values(heartbeat_at=utc_now())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def report_progress(
+    session: Session, job_id: uuid.UUID, progress: int, result: dict[str, Any] | None
+) -> bool:
+    """Record progress (it never goes down). False when the job is no longer running, which
+    is how a worker learns that someone cancelled it."""
+    values: dict[str, Any] = {
+        "progress": func.greatest(Job.progress, min(max(progress, 0), 100)),
+        "heartbeat_at": utc_now(),
+    }
+    if result is not None:
+        values["result"] = result
+    updated = session.execute(
+        update(Job)
+        .where(Job.job_id == job_id, Job.status == JobStatus.RUNNING.value)
+        .values(**values)
+        .returning(Job.job_id)
+        .execution_options(synchronize_session=False)
+    )
+    return updated.first() is not None
+
+
+def is_running(session: Session, job_id: uuid.UUID) -> bool:
+    status = session.scalar(select(Job.status).where(Job.job_id == job_id))
+    return status == JobStatus.RUNNING.value
+
+
+def finish_job(
+    session: Session,
+    job_id: uuid.UUID,
+    status: JobStatus,
+    *,
+    result: dict[str, Any] | None,
+    error_message: str | None = None,
+    refresh: bool = True,
+) -> bool:
+    """End a running job. If it was cancelled meanwhile, keep `cancelled` but store the partial
+    result. Returns whether the job ended with `status`."""
+    values: dict[str, Any] = {"status": status.value, "completed_at": utc_now()}
+    if status is JobStatus.COMPLETED:
+        values["progress"] = 100
+    if result is not None:
+        values["result"] = result
+    if error_message is not None:
+        values["error_message"] = error_message
+    updated = session.execute(
+        update(Job)
+        .where(Job.job_id == job_id, Job.status == JobStatus.RUNNING.value)
+        .values(**values)
+        .returning(Job.parent_job_id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if updated is None:
+        if result is not None:
+            session.execute(
+                update(Job)
+                .where(Job.job_id == job_id, Job.status == JobStatus.CANCELLED.value)
+                .values(result=result)
+                .execution_options(synchronize_session=False)
+            )
+        return False
+    if refresh and updated.parent_job_id is not None:
+        refresh_parent(session, updated.parent_job_id)
+    return True
+
+
+def retry_delay(settings: Settings, attempts: int, retry_after: float | None) -> float:
+    """Exponential backoff with jitter; a platform's Retry-After is honoured as the minimum."""
+    ceiling = min(
+        settings.retry_backoff_max_seconds,
+        settings.retry_backoff_base_seconds * 2 ** max(attempts - 1, 0),
+    )
+    delay = ceiling * random.uniform(0.5, 1.0)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+def schedule_retry(
+    session: Session, job_id: uuid.UUID, error: str, *, attempt: int, delay: float
+) -> bool:
+    """Put a running job back to pending and send it again after `delay` seconds."""
+    job = session.scalars(
+        update(Job)
+        .where(Job.job_id == job_id, Job.status == JobStatus.RUNNING.value)
+        .values(
+            status=JobStatus.PENDING.value,
+            heartbeat_at=None,
+            error_message=f"{error} (attempt {attempt} failed; retrying in {delay:.1f}s)",
+        )
+        .returning(Job)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if job is None:
+        return False
+    send_after_commit(session, JobMessage.of(job), countdown=delay)
+    return True
+
+
+def dead_letter_job(
+    session: Session,
+    job_id: uuid.UUID,
+    error: str,
+    *,
+    result: dict[str, Any] | None,
+    refresh: bool = True,
+) -> None:
+    """Fail the job for good and put it in the dead-letter queue."""
+    finished = finish_job(
+        session, job_id, JobStatus.FAILED, result=result, error_message=error, refresh=refresh
+    )
+    if not finished:
+        return
+    job = session.get(Job, job_id)
+    if job is None:
+        return
+    session.execute(
+        insert(DeadLetter).values(
+            job_id=job.job_id,
+            job_type=job.job_type,
+            account_key=job.account_key,
+            error_message=error,
+            attempts=job.attempts,
+        )
+    )
+
+
+def refresh_parent(session: Session, parent_job_id: uuid.UUID) -> None:
+    """Recompute a fan-out parent from its children; complete it when every child has ended.
+
+    The parent row is locked first so that two batches finishing at once are serialised and the
+    second one counts the first one's committed children.
+    """
+    parent = session.scalars(
+        select(Job).where(Job.job_id == parent_job_id).with_for_update()
+    ).first()
+    if parent is None or parent.children_total is None:
+        return
+    counts: dict[str, int] = dict(
+        session.execute(
+            select(Job.status, func.count())
+            .where(Job.parent_job_id == parent_job_id)
+            .group_by(Job.status)
+        ).all()
+    )
+    total = parent.children_total
+    succeeded = counts.get(JobStatus.COMPLETED.value, 0)
+    failed = counts.get(JobStatus.FAILED.value, 0)
+    cancelled = counts.get(JobStatus.CANCELLED.value, 0)
+    finished = succeeded + failed + cancelled
+    result: dict[str, Any] = {
+        "accounts_total": total,
+        "succeeded": succeeded,
+        "failed": failed,
+        "cancelled": cancelled,
+        "failures": [],
+    }
+    done = finished >= total
+    if done or parent.status != JobStatus.RUNNING.value:
+        failures = session.execute(
+            select(Job.account_key, Job.error_message)
+            .where(Job.parent_job_id == parent_job_id, Job.status == JobStatus.FAILED.value)
+            .order_by(Job.account_key)
+            .limit(MAX_LISTED_FAILURES)
+        ).all()
+        result["failures"] = [{"account_key": k, "error": e} for k, e in failures]
+    parent.result = result
+    if parent.status != JobStatus.RUNNING.value:
+        return
+    parent.progress = max(parent.progress, 100 * finished // total if total else 100)
+    parent.heartbeat_at = utc_now()
+    if done:
+        if succeeded == 0 and failed > 0:
+            parent.status = JobStatus.FAILED.value
+            parent.error_message = f"all {failed} accounts failed"
+        elif succeeded == 0 and cancelled > 0:
+            parent.status = JobStatus.CANCELLED.value
+        else:
+            parent.status = JobStatus.COMPLETED.value
+            parent.progress = 100
+        parent.completed_at = utc_now()
+    session.flush()
+
+
+def requeue_orphaned_jobs(session: Session, settings: Settings) -> list[uuid.UUID]:
+    """Send again every running job whose worker stopped sending heartbeats (it was killed),
+    and finish fan-out parents whose children have all ended."""
+    stale_before = utc_now() - timedelta(seconds=settings.job_heartbeat_timeout_seconds)
+    orphans = list(
+        session.scalars(
+            update(Job)
+            .where(
+                Job.status == JobStatus.RUNNING.value,
+                Job.children_total.is_(None),
+                Job.heartbeat_at < stale_before,
+            )
+            .values(status=JobStatus.PENDING.value, heartbeat_at=None)
+            .returning(Job)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    for job in orphans:
+        send_after_commit(session, JobMessage.of(job))
+    child = aliased(Job)
+    settled_parents = session.scalars(
+        select(Job.job_id).where(
+            Job.status == JobStatus.RUNNING.value,
+            Job.children_total.is_not(None),
+            ~exists().where(
+                and_(
+                    child.parent_job_id == Job.job_id,
+                    child.status.in_([s.value for s in UNFINISHED_STATUSES]),
+                )
+            ),
+        )
+    ).all()
+    for parent_id in settled_parents:
+        refresh_parent(session, parent_id)
+    return [job.job_id for job in orphans]

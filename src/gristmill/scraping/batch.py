@@ -1,0 +1,148 @@
+"""Scraping a batch of fan-out children concurrently inside one worker process.
+
+One message carries many child job ids; their profiles are fetched with bounded concurrency on
+one event loop, and the outcomes are written in one transaction. A child that hits a transient
+error is sent again on its own, with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import bindparam, update
+
+from gristmill.clock import utc_now
+from gristmill.db import get_database
+from gristmill.jobs.lifecycle import claim_jobs, refresh_parent
+from gristmill.jobs.models import Job
+from gristmill.errors import NotFoundError
+from gristmill.jobs.runtime import JobTimedOutError, handle_failure, heartbeats
+from gristmill.jobs.types import JobStatus
+from gristmill.metrics.service import SnapshotWrite, save_snapshots
+from gristmill.scraping.accounts import LoadedAccount, load_accounts
+from gristmill.scrapers import ProfileSnapshot, get_scraper, make_http_client
+from gristmill.settings import Settings, get_settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class _Child:
+    job_id: uuid.UUID
+    attempt: int
+    parent_job_id: uuid.UUID | None
+    account_key: str
+
+
+async def _fetch_all(
+    settings: Settings, accounts: Sequence[LoadedAccount]
+) -> list[ProfileSnapshot | BaseException]:
+    semaphore = asyncio.Semaphore(settings.scraper_concurrency)
+    async with make_http_client(settings.scraper_timeout_seconds) as client:
+
+        async def one(account: LoadedAccount) -> ProfileSnapshot:
+            scraper = get_scraper(
+                account.ref.platform,
+                client,
+                allow_private_networks=settings.scraper_allow_private_networks,
+            )
+            async with semaphore, asyncio.timeout(settings.scrape_soft_time_limit_seconds):
+                return await scraper.fetch_profile(account.ref)
+
+        return await asyncio.gather(*(one(a) for a in accounts), return_exceptions=True)
+
+
+def _as_job_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, TimeoutError):
+        return JobTimedOutError()
+    if isinstance(exc, KeyError):
+        return NotFoundError(f"account {exc.args[0]!r} no longer exists")
+    return exc
+
+
+def scrape_batch(job_ids: Sequence[str]) -> dict[str, int]:
+    settings = get_settings()
+    database = get_database()
+    with database.transaction() as session:
+        claimed = claim_jobs(session, [uuid.UUID(i) for i in job_ids])
+        children = [
+            _Child(job.job_id, job.attempts, job.parent_job_id, job.account_key or "")
+            for job in claimed
+        ]
+        accounts = load_accounts(session, [child.account_key for child in children])
+    if not children:
+        return {"claimed": 0}
+    present = [child for child in children if child.account_key in accounts]
+    with heartbeats.tracking([child.job_id for child in children]):
+        outcomes = asyncio.run(
+            _fetch_all(settings, [accounts[child.account_key] for child in present])
+        )
+    captured_at = utc_now()
+    succeeded: list[tuple[_Child, ProfileSnapshot]] = []
+    failed: list[tuple[_Child, BaseException]] = [
+        (child, _as_job_error(KeyError(child.account_key)))
+        for child in children
+        if child.account_key not in accounts
+    ]
+    for child, outcome in zip(present, outcomes, strict=True):
+        if isinstance(outcome, ProfileSnapshot):
+            succeeded.append((child, outcome))
+        else:
+            failed.append((child, _as_job_error(outcome)))
+    with database.transaction() as session:
+        save_snapshots(
+            session,
+            [
+                SnapshotWrite(accounts[child.account_key].id, captured_at, profile)
+                for child, profile in succeeded
+            ],
+        )
+        if succeeded:
+            table = Job.__table__
+            rows: list[dict[str, Any]] = [
+                {
+                    "b_job_id": child.job_id,
+                    "b_result": {
+                        "account_key": child.account_key,
+                        "date": captured_at.date().isoformat(),
+                        "followers": profile.followers,
+                        "following": profile.following,
+                        "posts": profile.posts,
+                    },
+                }
+                for child, profile in succeeded
+            ]
+            session.connection().execute(
+                update(table)
+                .where(
+                    table.c.job_id == bindparam("b_job_id"),
+                    table.c.status == JobStatus.RUNNING.value,
+                )
+                .values(
+                    status=JobStatus.COMPLETED.value,
+                    progress=100,
+                    result=bindparam("b_result"),
+                    completed_at=captured_at,
+                ),
+                rows,
+            )
+        for child, error in failed:
+            handle_failure(
+                session,
+                settings,
+                child.job_id,
+                child.attempt,
+                error,
+                partial_result=None,
+                soft_limit_seconds=settings.scrape_soft_time_limit_seconds,
+                refresh=False,
+            )
+        for parent_id in sorted({c.parent_job_id for c in children if c.parent_job_id}):
+            refresh_parent(session, parent_id)
+    log.info("batch_scraped", claimed=len(children), succeeded=len(succeeded), failed=len(failed))
+    return {"claimed": len(children), "succeeded": len(succeeded), "failed": len(failed)}

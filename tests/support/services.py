@@ -1,0 +1,91 @@
+"""Where the tests' PostgreSQL and Redis come from, and a private database / Redis db per run.
+
+Order: TEST_DATABASE_URL / TEST_REDIS_URL when set; else testcontainers when a Docker engine
+answers; else the local services on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import redis
+from sqlalchemy import make_url
+
+LOCAL_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+_LOCK_PREFIX = "gristmill:test-run-lock:"
+
+
+@dataclass(frozen=True)
+class ServerURLs:
+    database_server_url: str
+    redis_server_url: str
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        result = subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+@contextlib.contextmanager
+def server_urls() -> Iterator[ServerURLs]:
+    database_url = os.environ.get("TEST_DATABASE_URL")
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    if database_url and redis_url:
+        yield ServerURLs(database_url, redis_url)
+        return
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+        from testcontainers.redis import RedisContainer
+
+        with PostgresContainer("postgres:16-alpine", driver="psycopg") as pg, RedisContainer(
+            "redis:7-alpine"
+        ) as rd:
+            host, port = rd.get_container_host_ip(), rd.get_exposed_port(6379)
+            yield ServerURLs(
+                database_url or pg.get_connection_url(), redis_url or f"redis://{host}:{port}/0"
+            )
+        return
+    yield ServerURLs(database_url or LOCAL_DATABASE_URL, redis_url or LOCAL_REDIS_URL)
+
+
+def private_database_url(server_url: str, label: str) -> str:
+    name = f"gristmill_test_{label}_{uuid.uuid4().hex[:8]}"
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@contextlib.contextmanager
+def private_redis_url(server_url: str) -> Iterator[str]:
+    """Reserve a Redis database number nobody else's test run is using, and flush it after."""
+    base = redis.Redis.from_url(server_url)
+    token = uuid.uuid4().hex
+    chosen: int | None = None
+    for number in range(15, 0, -1):
+        if base.set(f"{_LOCK_PREFIX}{number}", token, nx=True, ex=4 * 3600):
+            chosen = number
+            break
+    if chosen is None:
+        raise RuntimeError("no free Redis database (1-15) for this test run")
+    redis_url = urlsplit(server_url)._replace(path=f"/{chosen}").geturl()
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    try:
+        yield redis_url
+    finally:
+        client.flushdb()
+        client.close()
+        if base.get(f"{_LOCK_PREFIX}{chosen}") == token.encode():
+            base.delete(f"{_LOCK_PREFIX}{chosen}")
+        base.close()

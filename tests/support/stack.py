@@ -1,0 +1,125 @@
+"""Run the real Procfile processes (api, workers, scheduler) against the test services."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROCFILE = REPO_ROOT / "Procfile"
+
+
+def read_procfile(path: Path = PROCFILE) -> dict[str, str]:
+    processes: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, command = line.split(":", 1)
+            processes[name.strip()] = command.strip()
+    return processes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    condition: Callable[[], object], *, timeout: float, interval: float = 0.1, what: str = ""
+) -> object:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+@dataclass
+class Stack:
+    """A set of Procfile processes sharing one environment; each can be killed and restarted."""
+
+    env: dict[str, str]
+    log_dir: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    commands: dict[str, str] = field(default_factory=read_procfile)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['PORT']}"
+
+    @property
+    def api_token(self) -> str:
+        return self.env["API_TOKENS"].split(",")[0]
+
+    def start(self, name: str, extra_env: Mapping[str, str] | None = None) -> None:
+        env = {**self.env, **(extra_env or {})}
+        if name.startswith("worker"):
+            env.setdefault("WORKER_METRICS_PORT", "0")
+        log = (self.log_dir / f"{name}.log").open("ab")
+        bin_dir = str(Path(sys.executable).parent)
+        env["PATH"] = f"{bin_dir}:{env.get('PATH', '')}"
+        self.processes[name] = subprocess.Popen(
+            ["bash", "-c", f"exec {self.commands[name]}"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def start_all(self, names: list[str] | None = None) -> None:
+        for name in names or list(self.commands):
+            self.start(name)
+        if "api" in self.processes:
+            self.wait_for_api()
+
+    def wait_for_api(self, timeout: float = 30) -> None:
+        def ready() -> bool:
+            process = self.processes["api"]
+            if process.poll() is not None:
+                raise AssertionError(f"api exited: {self.log('api')[-2000:]}")
+            try:
+                return httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, timeout=timeout, what="the api to answer /healthz")
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Send `sig` to the whole process group (a Celery main process and its pool)."""
+        process = self.processes.pop(name)
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=60)
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            process = self.processes[name]
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for name in list(self.processes):
+            process = self.processes.pop(name)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+    def log(self, name: str) -> str:
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
