@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -148,8 +147,12 @@ def api(api_settings: Settings, clean_db: Database) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def stack_api(stack: Stack, clean_db: Database) -> Iterator[httpx.Client]:
-    """An HTTP client for the api process of the running stack, with the read-write token."""
+def stack_api(
+    stack: Stack, clean_db: Database, test_settings: Settings
+) -> Iterator[httpx.Client]:
+    """An HTTP client for the api process of the running stack, with the read-write token.
+    Jobs this test process creates itself also go to the stack's broker."""
+    configure_celery(test_settings)
     with httpx.Client(
         base_url=stack.api_url, headers={"Authorization": f"Bearer {stack.api_token}"}, timeout=10
     ) as client:
@@ -158,5 +161,3 @@ def stack_api(stack: Stack, clean_db: Database) -> Iterator[httpx.Client]:
 
 def read_only_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {READ_TOKEN}"}
-
-

@@ -24,9 +24,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     if not settings.api_tokens:
         raise MissingTokenError(
-            "no API token configured: set API_TOKENS to a comma-separated list of secret bearer "
-            "tokens (e.g. API_TOKENS=$(python -c 'import secrets; print(secrets.token_urlsafe(32))'))"
-            "; `make run` generates a dev token for you"
+            "no API token configured: set API_TOKENS to a comma-separated list of secret "
+            "bearer tokens, e.g. API_TOKENS=$(python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'); `make run` generates a dev token for you"
         )
     configure_logging(settings)
     configure_celery(settings)

@@ -1,4 +1,4 @@
-"""Every error becomes a JSON body `{"error": <kind>, "detail": <what is wrong>}` here, in one place."""
+"""Every error becomes `{"error": <kind>, "detail": <what is wrong>}` here, in one place."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy.exc import DBAPIError, OperationalError as DatabaseOperationalError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import OperationalError as DatabaseOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gristmill.errors import (
@@ -94,10 +95,16 @@ def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    for error_type in (DomainError, UnauthorizedError, ForbiddenError):
+    domain_errors: tuple[type[Exception], ...] = (DomainError, UnauthorizedError, ForbiddenError)
+    for error_type in domain_errors:
         app.add_exception_handler(error_type, _domain_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
-    for error_type in (DatabaseOperationalError, BrokerError, RedisConnectionError):
+    unavailable: tuple[type[Exception], ...] = (
+        DatabaseOperationalError,
+        BrokerError,
+        RedisConnectionError,
+    )
+    for error_type in unavailable:
         app.add_exception_handler(error_type, _unavailable_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

@@ -12,10 +12,10 @@ from celery import Celery
 from kombu import Queue as KombuQueue
 
 from gristmill.jobs.types import (
+    CHILD_QUEUE,
     JOB_TYPES,
     REQUEUE_ORPHANS_TASK,
     SCRAPE_ACCOUNT_BATCH_TASK,
-    CHILD_QUEUE,
     Queue,
 )
 from gristmill.settings import Settings
@@ -61,7 +61,7 @@ def configure_celery(settings: Settings) -> Celery:
     visibility_timeout = int(settings.longest_hard_time_limit_seconds * 2 + 60)
     # Drop pooled broker connections and producers made under an earlier configuration (the
     # same reset Celery does after a fork); only tests reconfigure a running process.
-    celery_app._after_fork()
+    celery_app._after_fork()  # type: ignore[attr-defined]
     celery_app.conf.update(
         broker_url=settings.broker_url,
         result_backend=settings.result_backend_url,

@@ -23,7 +23,9 @@ def test_register_get_list_delete_account(api: TestClient) -> None:
     assert body["base_url"] is None
     assert created.headers["Location"] == "/api/accounts/alice"
 
-    api.post("/api/accounts", json={"key": "bob", "platform": "bluesky", "handle": "bob.bsky.social"})
+    api.post(
+        "/api/accounts", json={"key": "bob", "platform": "bluesky", "handle": "bob.bsky.social"}
+    )
     assert [a["key"] for a in api.get("/api/accounts").json()] == ["alice", "bob"]
     assert [a["key"] for a in api.get("/api/accounts?platform=bluesky").json()] == ["bob"]
     assert api.get("/api/accounts/alice").json()["handle"] == "alice@fake.social"
@@ -76,7 +78,9 @@ def test_unsafe_base_url_is_rejected_unless_private_networks_are_allowed(
         ok = client.post("/api/accounts", json={**MASTODON, "base_url": "https://93.184.215.14"})
         assert ok.status_code == 201, ok.text
     # The default test settings allow private networks (the fake platform runs on loopback).
-    local = api.post("/api/accounts", json={**MASTODON, "key": "b", "base_url": "http://127.0.0.1:9"})
+    local = api.post(
+        "/api/accounts", json={**MASTODON, "key": "b", "base_url": "http://127.0.0.1:9"}
+    )
     assert local.status_code == 201
 
 
@@ -98,7 +102,13 @@ def test_metrics_are_returned_in_date_order_within_the_range(
     assert body["snapshots"][0]["followers"] == 1002
     assert set(body["snapshots"][0]) == {"date", "followers", "following", "posts", "captured_at"}
     assert [d["date"] for d in body["daily"]] == ["2026-11-18", "2026-11-19"]
-    assert body["daily"][1] == {"date": "2026-11-19", "posts": 1, "likes": 10, "reposts": 2, "replies": 3}
+    assert body["daily"][1] == {
+        "date": "2026-11-19",
+        "posts": 1,
+        "likes": 10,
+        "reposts": 2,
+        "replies": 3,
+    }
     everything = api.get("/api/accounts/alice/metrics").json()
     assert len(everything["snapshots"]) == 5
 

@@ -21,7 +21,8 @@ def test_beat_schedule_contents(test_settings: Settings) -> None:
     }
     daily = beat["daily-scrape-all"]["schedule"]
     assert isinstance(daily, crontab)
-    assert daily.hour == {2} and daily.minute == {0}
+    assert daily.hour == {2}
+    assert daily.minute == {0}
     weekly = beat["weekly-backfill-check"]["schedule"]
     assert weekly.day_of_week == {0}
     monthly = beat["monthly-cleanup-old-jobs"]["schedule"]
@@ -36,7 +37,8 @@ def test_daily_scrape_time_is_configurable_and_utc(test_settings: Settings) -> N
         {**test_settings.model_dump(), "daily_scrape_cron": "30 6 * * 1-5"}
     )
     daily = build_beat_schedule(settings)["daily-scrape-all"]["schedule"]
-    assert daily.hour == {6} and daily.minute == {30}
+    assert daily.hour == {6}
+    assert daily.minute == {30}
     assert daily.day_of_week == {1, 2, 3, 4, 5}
     assert celery_app.conf.timezone == "UTC"
     assert celery_app.conf.enable_utc is True

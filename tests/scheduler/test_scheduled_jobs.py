@@ -46,9 +46,15 @@ def test_cleanup_deletes_only_old_finished_jobs(
     old = utc_now() - timedelta(days=31)
     with clean_db.transaction() as session:
         old_parent = make_job(
-            session, JobType.SCRAPE_ALL, status=JobStatus.COMPLETED, created_at=old, completed_at=old
+            session,
+            JobType.SCRAPE_ALL,
+            status=JobStatus.COMPLETED,
+            created_at=old,
+            completed_at=old,
         )
-        make_job(session, status=JobStatus.COMPLETED, parent_job_id=old_parent.job_id, completed_at=old)
+        make_job(
+            session, status=JobStatus.COMPLETED, parent_job_id=old_parent.job_id, completed_at=old
+        )
         for _ in range(3):
             make_job(session, status=JobStatus.FAILED, created_at=old, completed_at=old)
         recent = make_job(session, status=JobStatus.COMPLETED, completed_at=utc_now())
@@ -58,7 +64,8 @@ def test_cleanup_deletes_only_old_finished_jobs(
     assert job["result"]["deleted"] == 4  # the parent (with its child) and three failures
     with clean_db.transaction() as session:
         left = set(session.scalars(select(Job.job_id)))
-        assert recent.job_id in left and old_pending.job_id in left
+        assert recent.job_id in left
+        assert old_pending.job_id in left
         assert session.scalar(select(func.count()).select_from(Job)) == 3
 
 

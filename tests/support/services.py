@@ -50,9 +50,10 @@ def server_urls() -> Iterator[ServerURLs]:
         from testcontainers.postgres import PostgresContainer
         from testcontainers.redis import RedisContainer
 
-        with PostgresContainer("postgres:16-alpine", driver="psycopg") as pg, RedisContainer(
-            "redis:7-alpine"
-        ) as rd:
+        with (
+            PostgresContainer("postgres:16-alpine", driver="psycopg") as pg,
+            RedisContainer("redis:7-alpine") as rd,
+        ):
             host, port = rd.get_container_host_ip(), rd.get_exposed_port(6379)
             yield ServerURLs(
                 database_url or pg.get_connection_url(), redis_url or f"redis://{host}:{port}/0"

@@ -38,17 +38,27 @@ def test_mastodon_backfill_stores_exact_daily_numbers(
         FakePost(_at(-3, time(23, 59, 59)), likes=7),
     ]
     register_mastodon(stack_api, fake_platform, "alice", posts=posts)
-    job = wait_for_job(
-        stack_api, start(stack_api, "/api/jobs/backfill-account/alice", {"days": 3})
-    )
+    job = wait_for_job(stack_api, start(stack_api, "/api/jobs/backfill-account/alice", {"days": 3}))
     assert job["status"] == "completed", job
     assert job["progress"] == 100
     assert job["result"]["days_saved"] == 3
     daily = stack_api.get("/api/accounts/alice/metrics").json()["daily"]
     today = utc_today()
     assert daily == [
-        {"date": str(today - timedelta(days=2)), "posts": 0, "likes": 0, "reposts": 0, "replies": 0},
-        {"date": str(today - timedelta(days=1)), "posts": 1, "likes": 3, "reposts": 0, "replies": 0},
+        {
+            "date": str(today - timedelta(days=2)),
+            "posts": 0,
+            "likes": 0,
+            "reposts": 0,
+            "replies": 0,
+        },
+        {
+            "date": str(today - timedelta(days=1)),
+            "posts": 1,
+            "likes": 3,
+            "reposts": 0,
+            "replies": 0,
+        },
         {"date": str(today), "posts": 2, "likes": 6, "reposts": 1, "replies": 2},
     ]
     # Running it again gives the same rows, not doubled ones.
@@ -73,8 +83,10 @@ def test_running_backfill_is_cancelled_within_seconds_keeping_partial_results(
     requests_at_cancel = fake_platform.request_count("slow")
     # The worker notices at its next page and stops: no more than one more request goes out.
     wait_until(
-        lambda: fake_platform.request_count("slow") <= requests_at_cancel + 1
-        and get_job(stack_api, job_id)["result"].get("pages", 0) >= 1,
+        lambda: (
+            fake_platform.request_count("slow") <= requests_at_cancel + 1
+            and get_job(stack_api, job_id)["result"].get("pages", 0) >= 1
+        ),
         timeout=5,
         what="the worker to stop",
     )

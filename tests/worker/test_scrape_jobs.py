@@ -19,7 +19,8 @@ def test_scrape_account_completes_with_metrics(
     job = wait_for_job(stack_api, job_id)
     assert job["status"] == "completed", job
     assert job["progress"] == 100
-    assert job["started_at"] is not None and job["completed_at"] is not None
+    assert job["started_at"] is not None
+    assert job["completed_at"] is not None
     assert job["result"]["followers"] == 1234
     metrics = stack_api.get("/api/accounts/alice/metrics").json()
     assert [(s["followers"], s["following"], s["posts"]) for s in metrics["snapshots"]] == [

@@ -25,7 +25,9 @@ def register_account(
 
 @router.get("", dependencies=[ReadAuth])
 def list_accounts(session: SessionDep, platform: str | None = None) -> list[AccountRead]:
-    return [AccountRead.model_validate(a) for a in service.list_accounts(session, platform=platform)]
+    return [
+        AccountRead.model_validate(a) for a in service.list_accounts(session, platform=platform)
+    ]
 
 
 @router.get("/{key}", dependencies=[ReadAuth])

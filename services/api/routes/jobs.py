@@ -13,7 +13,7 @@ from services.api.deps import ReadAuth, SessionDep, WriteAuth
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
-_ACCEPTED = {"status_code": status.HTTP_202_ACCEPTED, "response_model": JobRead}
+ACCEPTED = status.HTTP_202_ACCEPTED
 
 
 def _accepted(job: Job, response: Response) -> JobRead:
@@ -21,29 +21,29 @@ def _accepted(job: Job, response: Response) -> JobRead:
     return JobRead.model_validate(job)
 
 
-@router.post("/jobs/scrape-all", dependencies=[WriteAuth], **_ACCEPTED)
+@router.post("/jobs/scrape-all", dependencies=[WriteAuth], status_code=ACCEPTED)
 def start_scrape_all(session: SessionDep, response: Response) -> JobRead:
     """Scrape every active account: one child job per account, spread over the workers."""
     return _accepted(service.start_scrape_all(session), response)
 
 
-@router.post("/run-scraper", dependencies=[WriteAuth], deprecated=True, **_ACCEPTED)
+@router.post("/run-scraper", dependencies=[WriteAuth], deprecated=True, status_code=ACCEPTED)
 def run_scraper(session: SessionDep, response: Response) -> JobRead:
     """Alias of `POST /api/jobs/scrape-all`, kept for existing clients."""
     return _accepted(service.start_scrape_all(session), response)
 
 
-@router.post("/jobs/scrape-account/{account_key}", dependencies=[WriteAuth], **_ACCEPTED)
+@router.post("/jobs/scrape-account/{account_key}", dependencies=[WriteAuth], status_code=ACCEPTED)
 def start_scrape_account(account_key: str, session: SessionDep, response: Response) -> JobRead:
     return _accepted(service.start_scrape_account(session, account_key), response)
 
 
-@router.post("/jobs/scrape-platform/{platform}", dependencies=[WriteAuth], **_ACCEPTED)
+@router.post("/jobs/scrape-platform/{platform}", dependencies=[WriteAuth], status_code=ACCEPTED)
 def start_scrape_platform(platform: str, session: SessionDep, response: Response) -> JobRead:
     return _accepted(service.start_scrape_platform(session, platform), response)
 
 
-@router.post("/jobs/backfill-account/{account_key}", dependencies=[WriteAuth], **_ACCEPTED)
+@router.post("/jobs/backfill-account/{account_key}", dependencies=[WriteAuth], status_code=ACCEPTED)
 def start_backfill_account(
     account_key: str, body: BackfillRequest, session: SessionDep, response: Response
 ) -> JobRead:
@@ -79,15 +79,13 @@ def cancel_job(job_id: uuid.UUID, session: SessionDep) -> JobRead:
     return JobRead.model_validate(service.cancel_job(session, job_id))
 
 
-@router.delete(
-    "/jobs/{job_id}", dependencies=[WriteAuth], status_code=status.HTTP_204_NO_CONTENT
-)
+@router.delete("/jobs/{job_id}", dependencies=[WriteAuth], status_code=status.HTTP_204_NO_CONTENT)
 def delete_job(job_id: uuid.UUID, session: SessionDep) -> None:
     """Only finished jobs (completed, failed, cancelled) can be deleted."""
     service.delete_job(session, job_id)
 
 
-@router.post("/jobs/{job_id}/retry", dependencies=[WriteAuth], **_ACCEPTED)
+@router.post("/jobs/{job_id}/retry", dependencies=[WriteAuth], status_code=ACCEPTED)
 def retry_job(job_id: uuid.UUID, session: SessionDep, response: Response) -> JobRead:
     """Run a dead-lettered job again as a new job (`retry_of_job_id` points at the old one)."""
     return _accepted(service.retry_dead_letter(session, job_id), response)

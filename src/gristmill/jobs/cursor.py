@@ -24,4 +24,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
             raise ValueError("naive timestamp")
         return when, uuid.UUID(item_id)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidInputError("cursor is not valid; use next_cursor from a previous page") from exc
+        raise InvalidInputError(
+            "cursor is not valid; use next_cursor from a previous page"
+        ) from exc

@@ -82,7 +82,9 @@ def send_after_commit(
     call_after_commit(session, lambda: send_now(message, countdown=countdown))
 
 
-def send_batch_after_commit(session: Session, job_ids: Sequence[uuid.UUID], batch_size: int) -> None:
+def send_batch_after_commit(
+    session: Session, job_ids: Sequence[uuid.UUID], batch_size: int
+) -> None:
     """Send fan-out children in batches: one message scrapes many accounts concurrently."""
     ids = [str(job_id) for job_id in job_ids]
 
@@ -98,6 +100,8 @@ def send_batch_after_commit(session: Session, job_ids: Sequence[uuid.UUID], batc
                 )
             except OperationalError as exc:
                 _fail_unsent([uuid.UUID(i) for i in ids[start:]], exc)
-                raise DependencyUnavailableError("the message broker (Redis) is unreachable") from exc
+                raise DependencyUnavailableError(
+                    "the message broker (Redis) is unreachable"
+                ) from exc
 
     call_after_commit(session, send)

@@ -125,7 +125,7 @@ def retry_delay(settings: Settings, attempts: int, retry_after: float | None) ->
     delay = ceiling * random.uniform(0.5, 1.0)
     if retry_after is not None:
         delay = max(delay, retry_after)
-    return delay
+    return float(delay)
 
 
 def schedule_retry(

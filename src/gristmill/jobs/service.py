@@ -65,7 +65,10 @@ def start_scrape_account(session: Session, account_key: str) -> Job:
     if not account.active:
         raise ConflictError(f"account {account_key!r} is inactive")
     return create_job(
-        session, JobType.SCRAPE_ACCOUNT, params={"account_key": account.key}, account_key=account.key
+        session,
+        JobType.SCRAPE_ACCOUNT,
+        params={"account_key": account.key},
+        account_key=account.key,
     )
 
 

@@ -25,7 +25,7 @@ def job_task(job_type: JobType) -> Callable[[JobBody], Task[Any, Any]]:
     spec = JOB_TYPES[job_type]
 
     def decorator(body: JobBody) -> Task[Any, Any]:
-        def run(self: Task[Any, Any], **params: Any) -> str:
+        def run(self: Task[Any, Any], /, **params: Any) -> str:
             job_id = uuid.UUID(str(self.request.id))
             return run_job(job_id, spec.limits, lambda ctx: body(ctx, **params))
 

@@ -55,14 +55,30 @@ class JobTypeSpec:
 JOB_TYPES: dict[JobType, JobTypeSpec] = {
     spec.job_type: spec
     for spec in (
-        JobTypeSpec(JobType.SCRAPE_ACCOUNT, "gristmill.scrape_account", Queue.HIGH, URGENT, "scrape"),
-        JobTypeSpec(JobType.SCRAPE_ALL, "gristmill.scrape_all_accounts", Queue.DEFAULT, URGENT, "scrape"),
-        JobTypeSpec(JobType.SCRAPE_PLATFORM, "gristmill.scrape_platform", Queue.DEFAULT, URGENT, "scrape"),
-        JobTypeSpec(JobType.DAILY_SCRAPE_ALL, "gristmill.daily_scrape_all", Queue.DEFAULT, URGENT, "scrape"),
-        JobTypeSpec(JobType.BACKFILL_ACCOUNT, "gristmill.backfill_account", Queue.LOW, NORMAL, "backfill"),
-        JobTypeSpec(JobType.BACKFILL_CHECK, "gristmill.backfill_check", Queue.LOW, URGENT, "maintenance"),
-        JobTypeSpec(JobType.CLEANUP_OLD_JOBS, "gristmill.cleanup_old_jobs", Queue.LOW, URGENT, "maintenance"),
-        JobTypeSpec(JobType.HEALTH_CHECK, "gristmill.health_check", Queue.LOW, URGENT, "maintenance"),
+        JobTypeSpec(
+            JobType.SCRAPE_ACCOUNT, "gristmill.scrape_account", Queue.HIGH, URGENT, "scrape"
+        ),
+        JobTypeSpec(
+            JobType.SCRAPE_ALL, "gristmill.scrape_all_accounts", Queue.DEFAULT, URGENT, "scrape"
+        ),
+        JobTypeSpec(
+            JobType.SCRAPE_PLATFORM, "gristmill.scrape_platform", Queue.DEFAULT, URGENT, "scrape"
+        ),
+        JobTypeSpec(
+            JobType.DAILY_SCRAPE_ALL, "gristmill.daily_scrape_all", Queue.DEFAULT, URGENT, "scrape"
+        ),
+        JobTypeSpec(
+            JobType.BACKFILL_ACCOUNT, "gristmill.backfill_account", Queue.LOW, NORMAL, "backfill"
+        ),
+        JobTypeSpec(
+            JobType.BACKFILL_CHECK, "gristmill.backfill_check", Queue.LOW, URGENT, "maintenance"
+        ),
+        JobTypeSpec(
+            JobType.CLEANUP_OLD_JOBS, "gristmill.cleanup_old_jobs", Queue.LOW, URGENT, "maintenance"
+        ),
+        JobTypeSpec(
+            JobType.HEALTH_CHECK, "gristmill.health_check", Queue.LOW, URGENT, "maintenance"
+        ),
     )
 }
 

@@ -1,4 +1,4 @@
-"""Collected metrics: written as upserts keyed by (account, UTC date), so a retry never double-counts."""
+"""Collected metrics, written as upserts keyed by (account, UTC date): no double counts."""
 
 from __future__ import annotations
 

@@ -11,21 +11,21 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import bindparam, update
+from sqlalchemy import Table, bindparam, update
 
 from gristmill.clock import utc_now
 from gristmill.db import get_database
+from gristmill.errors import NotFoundError
 from gristmill.jobs.lifecycle import claim_jobs, refresh_parent
 from gristmill.jobs.models import Job
-from gristmill.errors import NotFoundError
 from gristmill.jobs.runtime import JobTimedOutError, handle_failure, heartbeats
 from gristmill.jobs.types import JobStatus
 from gristmill.metrics.service import SnapshotWrite, save_snapshots
-from gristmill.scraping.accounts import LoadedAccount, load_accounts
 from gristmill.scrapers import ProfileSnapshot, get_scraper, make_http_client
+from gristmill.scraping.accounts import LoadedAccount, load_accounts
 from gristmill.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -103,7 +103,7 @@ def scrape_batch(job_ids: Sequence[str]) -> dict[str, int]:
             ],
         )
         if succeeded:
-            table = Job.__table__
+            table = cast(Table, Job.__table__)
             rows: list[dict[str, Any]] = [
                 {
                     "b_job_id": child.job_id,

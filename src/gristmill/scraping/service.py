@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from gristmill.accounts.models import Account
 from gristmill.clock import utc_now, utc_today
 from gristmill.jobs.dispatch import JobMessage, send_after_commit, send_batch_after_commit
-from gristmill.jobs.lifecycle import finish_job
 from gristmill.jobs.models import Job
 from gristmill.jobs.runtime import CHILDREN_DECIDE, JobContext, JobResult
 from gristmill.jobs.types import (
@@ -27,14 +26,15 @@ from gristmill.metrics.service import (
     save_daily_activity,
     save_snapshots,
 )
-from gristmill.scraping.accounts import fetch_profile, load_account
 from gristmill.scrapers import (
+    DailyActivity,
     Post,
     aggregate_daily,
     get_scraper,
     make_http_client,
     window_start,
 )
+from gristmill.scraping.accounts import fetch_profile, load_account
 
 
 def scrape_account(ctx: JobContext, account_key: str) -> dict[str, Any]:
@@ -78,17 +78,19 @@ def backfill_account(ctx: JobContext, account_key: str, days: int) -> dict[str, 
                 summary["posts_seen"] = len(posts)
                 oldest = min((post.created_at for post in page), default=since)
                 complete = [
-                    day
-                    for day in aggregate_daily(posts, days, today)
-                    if day.date > oldest.date()
+                    day for day in aggregate_daily(posts, days, today) if day.date > oldest.date()
                 ]
                 covered = (utc_now() - max(oldest, since)).total_seconds()
+
+                def save_complete_days(
+                    session: Session, rows: list[DailyActivity] = complete
+                ) -> None:
+                    save_daily_activity(session, account.id, rows, utc_now())
+
                 ctx.checkpoint(
                     int(95 * covered / window_seconds) if window_seconds else 0,
                     {**summary, "days_saved": len(complete)},
-                    write=lambda s, rows=complete: save_daily_activity(
-                        s, account.id, rows, utc_now()
-                    ),
+                    write=save_complete_days,
                 )
 
     ctx.run_async(page_through)
@@ -116,33 +118,40 @@ def fan_out(
     Scrape children are sent in batches (one message scrapes many accounts concurrently, which
     is what makes bulk scrapes fast); other children are sent one message each.
     """
+    ids = [uuid.uuid4() for _ in account_keys]
     children = [
         {
-            "job_id": uuid.uuid4(),
+            "job_id": job_id,
             "job_type": child_type.value,
             "status": JobStatus.PENDING.value,
             "progress": 0,
             "params": {"account_key": key, **(child_params or {})},
             "account_key": key,
             "parent_job_id": ctx.job_id,
-            "queue": (CHILD_QUEUE if child_type is JobType.SCRAPE_ACCOUNT else JOB_TYPES[child_type].queue).value,
+            "queue": (
+                CHILD_QUEUE if child_type is JobType.SCRAPE_ACCOUNT else JOB_TYPES[child_type].queue
+            ).value,
             "priority": CHILD_PRIORITY,
             "attempts": 0,
         }
-        for key in account_keys
+        for job_id, key in zip(ids, account_keys, strict=True)
     ]
-    totals = {"accounts_total": len(children), "succeeded": 0, "failed": 0, "cancelled": 0, "failures": []}
+    totals = {
+        "accounts_total": len(children),
+        "succeeded": 0,
+        "failed": 0,
+        "cancelled": 0,
+        "failures": [],
+    }
+    if not children:
+        return totals
     with ctx.database.transaction() as session:
-        if not children:
-            finish_job(session, ctx.job_id, JobStatus.COMPLETED, result=totals)
-            return CHILDREN_DECIDE
         session.execute(insert(Job), children)
         session.execute(
             update(Job)
             .where(Job.job_id == ctx.job_id)
             .values(children_total=len(children), result=totals, heartbeat_at=utc_now())
         )
-        ids = [child["job_id"] for child in children]
         if child_type is JobType.SCRAPE_ACCOUNT:
             send_batch_after_commit(session, ids, ctx.settings.fanout_batch_size)
         else:
@@ -171,6 +180,7 @@ def backfill_gaps(ctx: JobContext) -> JobResult:
     """Start a 7-day backfill for every account missing per-day activity in the last 7 days."""
     with ctx.database.transaction() as session:
         ids = accounts_with_activity_gaps(session, days=BACKFILL_CHECK_DAYS, today=utc_today())
-        keys = list(session.scalars(select(Account.key).where(Account.id.in_(ids)).order_by(Account.key)))
+        keys = list(
+            session.scalars(select(Account.key).where(Account.id.in_(ids)).order_by(Account.key))
+        )
     return fan_out(ctx, JobType.BACKFILL_ACCOUNT, keys, {"days": BACKFILL_CHECK_DAYS})
-
