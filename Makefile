@@ -33,7 +33,7 @@ run: install $(DEV_ENV) createdb migrate ## the whole stack: api, worker pools, 
 	echo "Gristmill api: http://127.0.0.1:$(PORT)  (docs: http://127.0.0.1:$(PORT)/docs)"; \
 	echo "Dev token:     $${API_TOKENS%%,*}"; \
 	echo "Try:           curl -H \"Authorization: Bearer $${API_TOKENS%%,*}\" http://127.0.0.1:$(PORT)/api/jobs"; \
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port $(PORT) --no-prefix=false -f Procfile
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port $(PORT) -f Procfile
 
 test: install ## the whole suite against real PostgreSQL, Redis and worker processes
 	$(BIN)/pytest
@@ -57,7 +57,7 @@ k8s: install ## render k8s/ from the chart
 	bash scripts/render_k8s.sh
 
 bench: install ## throughput and latency figures
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .bin .mypy_cache .ruff_cache

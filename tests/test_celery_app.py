@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from gristmill.celery_app import celery_app, configure_celery, redis_list_names
+from gristmill.jobs.types import JOB_TYPES, JobType
+from gristmill.settings import Settings
+
+
+def test_celery_is_configured_for_safe_redelivery(test_settings: Settings) -> None:
+    configure_celery(test_settings)
+    conf = celery_app.conf
+    assert conf.task_serializer == "json"
+    assert conf.accept_content == ["json"]
+    assert conf.timezone == "UTC"
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.worker_send_task_events is True
+    assert conf.task_send_sent_event is True
+    visibility = conf.broker_transport_options["visibility_timeout"]
+    assert visibility > test_settings.longest_hard_time_limit_seconds
+    assert conf.broker_transport_options["priority_steps"] == list(range(10))
+    assert [queue.name for queue in conf.task_queues] == ["high", "default", "low"]
+
+
+def test_routes_and_hard_time_limits_follow_the_job_types(test_settings: Settings) -> None:
+    configure_celery(test_settings)
+    routes = celery_app.conf.task_routes
+    annotations = celery_app.conf.task_annotations
+    assert routes["gristmill.scrape_account"] == {"queue": "high"}
+    assert routes["gristmill.scrape_all_accounts"] == {"queue": "default"}
+    assert routes["gristmill.scrape_account_batch"] == {"queue": "default"}
+    assert routes["gristmill.backfill_account"] == {"queue": "low"}
+    assert routes["gristmill.cleanup_old_jobs"] == {"queue": "low"}
+    backfill = JOB_TYPES[JobType.BACKFILL_ACCOUNT].task_name
+    assert annotations[backfill]["time_limit"] == test_settings.backfill_hard_time_limit_seconds
+
+
+def test_every_priority_list_of_a_queue_is_named() -> None:
+    assert redis_list_names("high") == ["high"] + [f"high:{p}" for p in range(1, 10)]
