@@ -13,7 +13,8 @@ from gristmill.db import init_database
 from gristmill.logging import configure_logging
 from gristmill.settings import Settings, get_settings
 from services.api.errors import install_error_handlers
-from services.api.routes import accounts, health, jobs
+from gristmill.observability.publish import install_publish_metrics
+from services.api.routes import accounts, health, jobs, metrics
 
 
 class MissingTokenError(RuntimeError):
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     configure_logging(settings)
     configure_celery(settings)
+    install_publish_metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(jobs.router)
     app.include_router(accounts.router)
     return app

@@ -9,7 +9,9 @@ from celery.signals import beat_init
 from gristmill.celery_app import celery_app, configure_celery
 from gristmill.db import init_database
 from gristmill.logging import configure_logging
+from gristmill.observability.publish import install_publish_metrics
 from gristmill.settings import get_settings
+from services.scheduler.metrics import start_scheduler_metrics
 from services.scheduler.schedule import build_beat_schedule
 
 settings = get_settings()
@@ -22,8 +24,10 @@ celery_app.conf.update(
 
 
 @beat_init.connect
-def _open_database(**_: Any) -> None:
+def _start(**_: Any) -> None:
     init_database(settings, pool_size=1)
+    install_publish_metrics()
+    start_scheduler_metrics()
 
 
 app = celery_app

@@ -67,8 +67,11 @@ class Stack:
 
     def start(self, name: str, extra_env: Mapping[str, str] | None = None) -> None:
         env = {**self.env, **(extra_env or {})}
+        # Metrics ports are fixed by default; tests that scrape them choose free ones.
         if name.startswith("worker"):
             env.setdefault("WORKER_METRICS_PORT", "0")
+        if name == "scheduler":
+            env.setdefault("SCHEDULER_METRICS_PORT", "0")
         log = (self.log_dir / f"{name}.log").open("ab")
         bin_dir = str(Path(sys.executable).parent)
         env["PATH"] = f"{bin_dir}:{env.get('PATH', '')}"

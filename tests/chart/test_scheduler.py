@@ -1,0 +1,51 @@
+"""Scheduler: a beat singleton with a heartbeat-file liveness probe."""
+
+from __future__ import annotations
+
+from .helpers import by_kind, containers, get, pod_spec, render_chart
+
+
+def test_scheduler_is_a_recreate_singleton(default_docs):
+    deployment = get(default_docs, "Deployment", "scheduler")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_scheduler_runs_the_procfile_beat_command(default_docs):
+    scheduler = containers(get(default_docs, "Deployment", "scheduler"))["scheduler"]
+    assert scheduler["args"] == [
+        "celery",
+        "-A",
+        "services.scheduler.app",
+        "beat",
+        "--schedule",
+        "$(BEAT_SCHEDULE_FILE)",
+        "--loglevel",
+        "INFO",
+    ]
+    config = get(default_docs, "ConfigMap", "config")["data"]
+    assert config["BEAT_SCHEDULE_FILE"] == "/tmp/gristmill-beat-schedule"
+
+
+def test_scheduler_liveness_reads_the_beat_heartbeat(default_docs):
+    scheduler = containers(get(default_docs, "Deployment", "scheduler"))["scheduler"]
+    command = scheduler["livenessProbe"]["exec"]["command"]
+    assert command == [
+        "sh",
+        "-c",
+        "test $(( $(date +%s) - $(stat -c %Y /tmp/gristmill-beat.heartbeat) )) -lt 120",
+    ]
+    assert scheduler["startupProbe"]["exec"]["command"] == command
+
+
+def test_scheduler_never_scales_and_can_be_turned_off(default_docs):
+    assert not [
+        d for d in by_kind(default_docs, "HorizontalPodAutoscaler") if "scheduler" in str(d)
+    ]
+    docs = render_chart({"scheduler": {"enabled": False}})
+    assert "gristmill-scheduler" not in [d["metadata"]["name"] for d in docs]
+
+
+def test_scheduler_waits_for_the_schema(default_docs):
+    spec = pod_spec(get(default_docs, "Deployment", "scheduler"))
+    assert [c["name"] for c in spec["initContainers"]] == ["wait-for-db"]
