@@ -147,9 +147,7 @@ def api(api_settings: Settings, clean_db: Database) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def stack_api(
-    stack: Stack, clean_db: Database, test_settings: Settings
-) -> Iterator[httpx.Client]:
+def stack_api(stack: Stack, clean_db: Database, test_settings: Settings) -> Iterator[httpx.Client]:
     """An HTTP client for the api process of the running stack, with the read-write token.
     Jobs this test process creates itself also go to the stack's broker."""
     configure_celery(test_settings)

@@ -11,9 +11,9 @@ from gristmill import __version__
 from gristmill.celery_app import configure_celery
 from gristmill.db import init_database
 from gristmill.logging import configure_logging
+from gristmill.observability.publish import install_publish_metrics
 from gristmill.settings import Settings, get_settings
 from services.api.errors import install_error_handlers
-from gristmill.observability.publish import install_publish_metrics
 from services.api.routes import accounts, health, jobs, metrics
 
 
