@@ -61,8 +61,8 @@ class Settings(BaseSettings):
 
     scraper_allow_private_networks: bool = False
     scraper_timeout_seconds: float = Field(default=10, gt=0)
-    scraper_concurrency: int = Field(default=50, ge=1)
-    fanout_batch_size: int = Field(default=50, ge=1)
+    scraper_concurrency: int = Field(default=200, ge=1)
+    fanout_batch_size: int = Field(default=200, ge=1)
 
     log_level: str = "INFO"
     log_json: bool = True
