@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import OperationalError as DatabaseOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -76,13 +76,33 @@ def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# SQLSTATE classes that mean "try again", not "the database is down".
+_RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03", "57014"}
+
+
 def _unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if sqlstate in _RETRYABLE_SQLSTATES:
+        return JSONResponse(
+            error_body("conflict", "a concurrent change got in the way; retry the request"),
+            status_code=status.HTTP_409_CONFLICT,
+            headers={"Retry-After": "1"},
+        )
     which = "PostgreSQL" if isinstance(exc, DBAPIError) else "Redis"
     log.warning("dependency_unavailable", dependency=which, error=type(exc).__name__)
     return JSONResponse(
         error_body("unavailable", f"{which} is unreachable; try again shortly"),
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": "5"},
+    )
+
+
+def _data_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    # Input the database refuses (a NUL byte in a key, an out-of-range number): the request
+    # is wrong, so it is a 422, never a 500.
+    return JSONResponse(
+        error_body("invalid_input", "the request contains characters or values not accepted"),
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
     )
 
 
@@ -107,4 +127,5 @@ def install_error_handlers(app: FastAPI) -> None:
     )
     for error_type in unavailable:
         app.add_exception_handler(error_type, _unavailable_handler)
+    app.add_exception_handler(DataError, _data_error_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

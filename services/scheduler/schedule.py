@@ -36,6 +36,7 @@ def build_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "requeue-orphaned-jobs": {
             "task": REQUEUE_ORPHANS_TASK,
             "schedule": schedule(settings.orphan_check_interval_seconds),
-            "options": {"expires": settings.orphan_check_interval_seconds},
+            # Most urgent: it must not wait behind a bulk scrape's batches to rescue a job.
+            "options": {"expires": settings.orphan_check_interval_seconds, "priority": 0},
         },
     }

@@ -6,6 +6,7 @@ table lists them). Validation fails fast with a message that names the variable.
 
 from __future__ import annotations
 
+import hmac
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -88,6 +89,11 @@ class Settings(BaseSettings):
                     f"{kind.upper()}_HARD_TIME_LIMIT_SECONDS ({hard}) must be greater than "
                     f"{kind.upper()}_SOFT_TIME_LIMIT_SECONDS ({soft})"
                 )
+        if self.job_heartbeat_timeout_seconds < 3 * self.job_heartbeat_interval_seconds:
+            raise ValueError(
+                "JOB_HEARTBEAT_TIMEOUT_SECONDS must be at least 3 x JOB_HEARTBEAT_INTERVAL_SECONDS,"
+                " or slow but live jobs are taken for orphans"
+            )
         if self.retry_backoff_max_seconds < self.retry_backoff_base_seconds:
             raise ValueError(
                 "RETRY_BACKOFF_MAX_SECONDS must be at least RETRY_BACKOFF_BASE_SECONDS"
@@ -111,10 +117,15 @@ class Settings(BaseSettings):
         )
 
     def token_scope(self, token: str) -> str | None:
-        """Return "write", "read" or None for an unknown token."""
-        if any(t.get_secret_value() == token for t in self.api_tokens):
+        """Return "write", "read" or None for an unknown token (compared in constant time)."""
+        given = token.encode()
+        write = [hmac.compare_digest(given, t.get_secret_value().encode()) for t in self.api_tokens]
+        read = [
+            hmac.compare_digest(given, t.get_secret_value().encode()) for t in self.api_read_tokens
+        ]
+        if any(write):
             return "write"
-        if any(t.get_secret_value() == token for t in self.api_read_tokens):
+        if any(read):
             return "read"
         return None
 

@@ -188,12 +188,24 @@ def test_rendered_pods_complete_a_job(pods: Pods, fake_platform: FakePlatform) -
             what=f"{pool}'s liveness probe",
         )
         port = pods.envs[pool]["WORKER_METRICS_PORT"]
-        assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
+        # The metrics server starts once the worker is ready; give it the same deadline.
+        wait_until(
+            lambda port=port: _answers(f"http://127.0.0.1:{port}/metrics"),
+            timeout=30,
+            what=f"{pool}'s metrics endpoint",
+        )
     wait_until(
         lambda: pods.probe("scheduler", "livenessProbe"),
         timeout=60,
         what="the scheduler's liveness probe",
     )
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def test_keda_postgresql_query_runs_against_the_real_schema(pods: Pods) -> None:

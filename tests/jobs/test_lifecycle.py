@@ -12,13 +12,14 @@ from gristmill.clock import utc_now
 from gristmill.db import Database
 from gristmill.jobs.lifecycle import (
     claim_jobs,
+    ProgressAck,
     finish_job,
     refresh_parent,
     report_progress,
     requeue_orphaned_jobs,
     retry_delay,
 )
-from gristmill.jobs.models import Job
+from gristmill.jobs.models import DeadLetter, Job
 from gristmill.jobs.service import cancel_job
 from gristmill.jobs.types import JobStatus, JobType
 from gristmill.settings import Settings
@@ -53,12 +54,15 @@ def test_progress_never_goes_down_and_reports_a_cancel(clean_db: Database) -> No
         job_id = make_job(session, status=JobStatus.RUNNING).job_id
     for value, expected in ((40, 40), (20, 40), (70, 70), (150, 100)):
         with clean_db.transaction() as session:
-            assert report_progress(session, job_id, value, {"step": value})
+            ack = report_progress(session, job_id, value, {"step": value}, attempt=0)
+        assert ack is ProgressAck.RUNNING
         assert _job(clean_db, job_id).progress == expected
+    with clean_db.transaction() as session:
+        assert report_progress(session, job_id, 90, None, attempt=1) is ProgressAck.SUPERSEDED
     with clean_db.transaction() as session:
         cancel_job(session, job_id)
     with clean_db.transaction() as session:
-        assert not report_progress(session, job_id, 90, None)
+        assert report_progress(session, job_id, 90, None, attempt=0) is ProgressAck.CANCELLED
 
 
 def test_finishing_a_cancelled_job_keeps_it_cancelled_with_partial_result(
@@ -69,11 +73,21 @@ def test_finishing_a_cancelled_job_keeps_it_cancelled_with_partial_result(
     with clean_db.transaction() as session:
         cancel_job(session, job_id)
     with clean_db.transaction() as session:
-        ended = finish_job(session, job_id, JobStatus.COMPLETED, result={"pages": 3})
+        ended = finish_job(session, job_id, JobStatus.COMPLETED, result={"pages": 3}, attempt=0)
     assert ended is False
     job = _job(clean_db, job_id)
     assert job.status == "cancelled"
     assert job.result == {"pages": 3}
+
+
+def test_an_attempt_that_lost_its_job_cannot_end_it(clean_db: Database) -> None:
+    with clean_db.transaction() as session:
+        job_id = make_job(session).job_id
+        claim_jobs(session, [job_id])  # attempt 1
+    with clean_db.transaction() as session:
+        ended = finish_job(session, job_id, JobStatus.FAILED, result=None, attempt=0)
+    assert ended is False
+    assert _job(clean_db, job_id).status == "running"
 
 
 def test_parent_completes_when_all_children_end_and_fails_only_if_none_succeeded(
@@ -89,12 +103,14 @@ def test_parent_completes_when_all_children_end_and_fails_only_if_none_succeeded
             session, status=JobStatus.RUNNING, parent_job_id=parent.job_id, account_key="b"
         )
     with clean_db.transaction() as session:
-        finish_job(session, ok.job_id, JobStatus.COMPLETED, result={})
+        finish_job(session, ok.job_id, JobStatus.COMPLETED, result={}, attempt=0)
     halfway = _job(clean_db, parent.job_id)
     assert halfway.status == "running"
     assert halfway.progress == 50
     with clean_db.transaction() as session:
-        finish_job(session, bad.job_id, JobStatus.FAILED, result=None, error_message="HTTP 403")
+        finish_job(
+            session, bad.job_id, JobStatus.FAILED, result=None, attempt=0, error_message="HTTP 403"
+        )
     done = _job(clean_db, parent.job_id)
     assert done.status == "completed"
     assert done.progress == 100
@@ -128,8 +144,16 @@ def test_orphans_with_a_stale_heartbeat_go_back_to_pending(
         session.execute(
             update(Job).where(Job.job_id == alive.job_id).values(heartbeat_at=utc_now())
         )
+        lost_too_often = make_job(session, status=JobStatus.RUNNING)
+        lost_too_often.attempts = test_settings.task_max_retries + 1
+        lost_too_often.heartbeat_at = stale
+        session.flush()
         sent: list[uuid.UUID] = requeue_orphaned_jobs(session, test_settings)
-        # Rolled back below: nothing is committed, so nothing is sent to the broker.
+        assert session.get(DeadLetter, lost_too_often.job_id) is not None
+        assert "worker lost" in (
+            session.get(Job, lost_too_often.job_id, populate_existing=True).error_message or ""
+        )
+        # Rolled back: nothing is committed, so nothing is sent to the broker.
         session.rollback()
     assert sent == [orphan.job_id]
 
@@ -146,3 +170,4 @@ def test_retry_delay_is_exponential_with_jitter_and_capped(
     assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
     assert len({round(delay, 3) for delay in delays}) > 1
     assert retry_delay(settings, attempt, 900) == 900
+    assert retry_delay(settings, attempt, float("inf")) == 1800

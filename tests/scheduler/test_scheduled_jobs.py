@@ -134,7 +134,7 @@ def test_beat_process_records_scheduled_runs_as_jobs(
             what="a completed health_check job sent by beat",
         )
         assert isinstance(found, list)
-        assert found[0]["queue"] == "low"
+        assert found[0]["queue"] == "default"
         assert (tmp_path / "beat.heartbeat").exists()
     finally:
         beat.stop_all()

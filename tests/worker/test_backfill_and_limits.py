@@ -99,14 +99,14 @@ def test_running_backfill_is_cancelled_within_seconds_keeping_partial_results(
 def test_soft_time_limit_fails_the_job_and_keeps_partial_results(
     stack_api: httpx.Client, fake_platform: FakePlatform
 ) -> None:
-    # The test stack sets BACKFILL_SOFT_TIME_LIMIT_SECONDS=4; this needs ~6 s of pages.
+    # The test stack sets BACKFILL_SOFT_TIME_LIMIT_SECONDS=8; this needs ~11 s of pages.
     register_mastodon(stack_api, fake_platform, "huge", posts=_many_posts(400, 30))
-    fake_platform.set_latency(0.6, "huge")
+    fake_platform.set_latency(1.0, "huge")
     job = wait_for_job(
         stack_api, start(stack_api, "/api/jobs/backfill-account/huge", {"days": 30}), timeout=30
     )
     assert job["status"] == "failed"
-    assert job["error_message"] == "timed out after 4 seconds (soft time limit)"
+    assert job["error_message"] == "timed out after 8 seconds (soft time limit)"
     assert job["result"]["pages"] >= 2
     assert job["result"]["days_saved"] >= 1
     saved = stack_api.get("/api/accounts/huge/metrics").json()["daily"]
@@ -160,7 +160,8 @@ def test_job_of_a_sigkilled_worker_is_redelivered_and_completes(
     stack.start("worker_low")
     job = wait_for_job(stack_api, job_id, timeout=120)
     assert job["status"] == "completed", job
-    assert job["attempts"] == 2
+    # Usually 2; a loaded machine may take the new attempt for an orphan once more.
+    assert job["attempts"] >= 2
     assert (datetime.now(UTC) - killed_at).total_seconds() < 120
     daily = stack_api.get("/api/accounts/victim/metrics").json()["daily"]
     assert len(daily) == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gristmill.accounts.models import Account
@@ -34,8 +35,12 @@ def register_account(session: Session, settings: Settings, data: AccountCreate) 
     account = Account(
         key=data.key, platform=data.platform, handle=data.handle, base_url=base_url, active=True
     )
-    session.add(account)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(account)
+            session.flush()
+    except IntegrityError as exc:  # a concurrent registration of the same key won
+        raise ConflictError(f"an account with key {data.key!r} already exists") from exc
     session.refresh(account)
     return account
 

@@ -7,9 +7,10 @@ import random
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from gristmill.clock import utc_now
@@ -19,6 +20,7 @@ from gristmill.jobs.types import UNFINISHED_STATUSES, JobStatus
 from gristmill.settings import Settings
 
 MAX_LISTED_FAILURES = 1000
+MAX_RETRY_AFTER_SECONDS = 1800.0
 
 
 def claim_jobs(session: Session, job_ids: Sequence[uuid.UUID]) -> list[Job]:
@@ -52,10 +54,18 @@ def touch_heartbeats(session: Session, job_ids: Sequence[uuid.UUID]) -> None:
 
 
 def report_progress(
-    session: Session, job_id: uuid.UUID, progress: int, result: dict[str, Any] | None
-) -> bool:
-    """Record progress (it never goes down). False when the job is no longer running, which
-    is how a worker learns that someone cancelled it."""
+    session: Session,
+    job_id: uuid.UUID,
+    progress: int,
+    result: dict[str, Any] | None,
+    *,
+    attempt: int,
+) -> ProgressAck:
+    """Record progress (it never goes down) for attempt `attempt` of a running job.
+
+    The answer tells the worker whether to go on: `CANCELLED` when someone cancelled the job,
+    `SUPERSEDED` when the job no longer belongs to this attempt (the orphan check gave it to
+    another worker after this one missed its heartbeats)."""
     values: dict[str, Any] = {
         "progress": func.greatest(Job.progress, min(max(progress, 0), 100)),
         "heartbeat_at": utc_now(),
@@ -64,17 +74,29 @@ def report_progress(
         values["result"] = result
     updated = session.execute(
         update(Job)
-        .where(Job.job_id == job_id, Job.status == JobStatus.RUNNING.value)
+        .where(_owned_by(job_id, attempt))
         .values(**values)
         .returning(Job.job_id)
         .execution_options(synchronize_session=False)
     )
-    return updated.first() is not None
-
-
-def is_running(session: Session, job_id: uuid.UUID) -> bool:
+    if updated.first() is not None:
+        return ProgressAck.RUNNING
     status = session.scalar(select(Job.status).where(Job.job_id == job_id))
-    return status == JobStatus.RUNNING.value
+    return ProgressAck.CANCELLED if status == JobStatus.CANCELLED.value else ProgressAck.SUPERSEDED
+
+
+class ProgressAck(StrEnum):
+    RUNNING = "running"
+    CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"
+
+
+def _owned_by(job_id: uuid.UUID, attempt: int) -> ColumnElement[bool]:
+    # `attempts` is the fencing token: an attempt whose job was handed to another worker must
+    # not overwrite what the new attempt writes.
+    return and_(
+        Job.job_id == job_id, Job.status == JobStatus.RUNNING.value, Job.attempts == attempt
+    )
 
 
 def finish_job(
@@ -83,11 +105,12 @@ def finish_job(
     status: JobStatus,
     *,
     result: dict[str, Any] | None,
+    attempt: int,
     error_message: str | None = None,
     refresh: bool = True,
 ) -> bool:
-    """End a running job. If it was cancelled meanwhile, keep `cancelled` but store the partial
-    result. Returns whether the job ended with `status`."""
+    """End attempt `attempt` of a running job. If it was cancelled meanwhile, keep `cancelled`
+    but store the partial result. Returns whether the job ended with `status`."""
     values: dict[str, Any] = {"status": status.value, "completed_at": utc_now()}
     if status is JobStatus.COMPLETED:
         values["progress"] = 100
@@ -97,7 +120,7 @@ def finish_job(
         values["error_message"] = error_message
     updated = session.execute(
         update(Job)
-        .where(Job.job_id == job_id, Job.status == JobStatus.RUNNING.value)
+        .where(_owned_by(job_id, attempt))
         .values(**values)
         .returning(Job.parent_job_id)
         .execution_options(synchronize_session=False)
@@ -106,7 +129,11 @@ def finish_job(
         if result is not None:
             session.execute(
                 update(Job)
-                .where(Job.job_id == job_id, Job.status == JobStatus.CANCELLED.value)
+                .where(
+                    Job.job_id == job_id,
+                    Job.status == JobStatus.CANCELLED.value,
+                    Job.attempts == attempt,
+                )
                 .values(result=result)
                 .execution_options(synchronize_session=False)
             )
@@ -124,7 +151,9 @@ def retry_delay(settings: Settings, attempts: int, retry_after: float | None) ->
     )
     delay = ceiling * random.uniform(0.5, 1.0)
     if retry_after is not None:
-        delay = max(delay, retry_after)
+        # Honoured, but bounded: a message held longer than the broker's visibility timeout
+        # would be delivered twice, and "inf" is not a delay.
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
     return float(delay)
 
 
@@ -134,7 +163,7 @@ def schedule_retry(
     """Put a running job back to pending and send it again after `delay` seconds."""
     job = session.scalars(
         update(Job)
-        .where(Job.job_id == job_id, Job.status == JobStatus.RUNNING.value)
+        .where(_owned_by(job_id, attempt))
         .values(
             status=JobStatus.PENDING.value,
             heartbeat_at=None,
@@ -155,11 +184,18 @@ def dead_letter_job(
     error: str,
     *,
     result: dict[str, Any] | None,
+    attempt: int,
     refresh: bool = True,
 ) -> None:
     """Fail the job for good and put it in the dead-letter queue."""
     finished = finish_job(
-        session, job_id, JobStatus.FAILED, result=result, error_message=error, refresh=refresh
+        session,
+        job_id,
+        JobStatus.FAILED,
+        result=result,
+        attempt=attempt,
+        error_message=error,
+        refresh=refresh,
     )
     if not finished:
         return
@@ -238,19 +274,32 @@ def requeue_orphaned_jobs(session: Session, settings: Settings) -> list[uuid.UUI
     """Send again every running job whose worker stopped sending heartbeats (it was killed),
     and finish fan-out parents whose children have all ended."""
     stale_before = utc_now() - timedelta(seconds=settings.job_heartbeat_timeout_seconds)
-    orphans = list(
+    stale = list(
         session.scalars(
-            update(Job)
+            select(Job)
             .where(
                 Job.status == JobStatus.RUNNING.value,
                 Job.children_total.is_(None),
                 Job.heartbeat_at < stale_before,
             )
-            .values(status=JobStatus.PENDING.value, heartbeat_at=None)
-            .returning(Job)
-            .execution_options(synchronize_session=False)
+            .with_for_update(skip_locked=True)
         )
     )
+    orphans = []
+    for job in stale:
+        if job.attempts > settings.task_max_retries:
+            # A job that keeps losing its worker (killed at its hard time limit, out of
+            # memory, a crash it causes) would otherwise be sent again for ever.
+            error = (
+                f"worker lost {job.attempts} times (killed, crashed or over its hard time "
+                "limit); not sent again"
+            )
+            dead_letter_job(session, job.job_id, error, result=job.result, attempt=job.attempts)
+            continue
+        job.status = JobStatus.PENDING.value
+        job.heartbeat_at = None
+        orphans.append(job)
+    session.flush()
     for job in orphans:
         send_after_commit(session, JobMessage.of(job))
     child = aliased(Job)

@@ -24,6 +24,7 @@ from gristmill.celery_app import time_limits
 from gristmill.db import Database, get_database
 from gristmill.errors import DomainError
 from gristmill.jobs.lifecycle import (
+    ProgressAck,
     claim_jobs,
     dead_letter_job,
     finish_job,
@@ -46,6 +47,10 @@ class JobCancelledError(Exception):
 
 class JobTimedOutError(Exception):
     pass
+
+
+class JobSupersededError(Exception):
+    """Another attempt owns the job now; this one stops without writing anything."""
 
 
 class _ChildrenDecide:
@@ -84,9 +89,11 @@ class JobContext:
         with self.database.transaction() as session:
             if write is not None:
                 write(session)
-            still_running = report_progress(session, self.job_id, progress, result)
-        if not still_running:
+            ack = report_progress(session, self.job_id, progress, result, attempt=self.attempt)
+        if ack is ProgressAck.CANCELLED:
             raise JobCancelledError
+        if ack is ProgressAck.SUPERSEDED:
+            raise JobSupersededError
         if self.remaining_seconds <= 0:
             raise JobTimedOutError
 
@@ -159,8 +166,17 @@ def handle_failure(
     refresh: bool = True,
 ) -> str:
     """Map an exception from a job body to the job's next state. Returns the outcome's name."""
+    if isinstance(exc, JobSupersededError):
+        return "superseded"
     if isinstance(exc, JobCancelledError):
-        finish_job(session, job_id, JobStatus.CANCELLED, result=partial_result, refresh=refresh)
+        finish_job(
+            session,
+            job_id,
+            JobStatus.CANCELLED,
+            result=partial_result,
+            attempt=attempt,
+            refresh=refresh,
+        )
         return "cancelled"
     if isinstance(exc, JobTimedOutError):
         message = f"timed out after {soft_limit_seconds:g} seconds (soft time limit)"
@@ -169,6 +185,7 @@ def handle_failure(
             job_id,
             JobStatus.FAILED,
             result=partial_result,
+            attempt=attempt,
             error_message=message,
             refresh=refresh,
         )
@@ -179,7 +196,9 @@ def handle_failure(
             schedule_retry(session, job_id, str(exc), attempt=attempt, delay=delay)
             return "retried"
         error = f"{exc} (gave up after {attempt} attempts)"
-        dead_letter_job(session, job_id, error, result=partial_result, refresh=refresh)
+        dead_letter_job(
+            session, job_id, error, result=partial_result, attempt=attempt, refresh=refresh
+        )
         return "dead_lettered"
     if isinstance(exc, PermanentScrapeError | DomainError):
         finish_job(
@@ -187,12 +206,13 @@ def handle_failure(
             job_id,
             JobStatus.FAILED,
             result=partial_result,
+            attempt=attempt,
             error_message=str(exc),
             refresh=refresh,
         )
         return "failed"
     error = f"internal error: {type(exc).__name__}: {exc}"
-    dead_letter_job(session, job_id, error, result=partial_result, refresh=refresh)
+    dead_letter_job(session, job_id, error, result=partial_result, attempt=attempt, refresh=refresh)
     return "dead_lettered"
 
 
@@ -222,7 +242,8 @@ def run_job(
         try:
             result = body(ctx)
         except Exception as exc:
-            if not isinstance(exc, JobCancelledError | JobTimedOutError | DomainError):
+            expected = JobCancelledError | JobSupersededError | JobTimedOutError | DomainError
+            if not isinstance(exc, expected):
                 log.warning("job_error", job_id=str(job_id), error=str(exc), exc_info=True)
             with database.transaction() as session:
                 outcome = handle_failure(
@@ -240,6 +261,9 @@ def run_job(
         log.info("job_fanned_out", job_id=str(job_id))
         return "fanned_out"
     with database.transaction() as session:
-        finish_job(session, job_id, JobStatus.COMPLETED, result=result)
-    log.info("job_ended", job_id=str(job_id), outcome="completed")
-    return "completed"
+        ended = finish_job(
+            session, job_id, JobStatus.COMPLETED, result=result, attempt=job.attempts
+        )
+    outcome = "completed" if ended else "ended_elsewhere"
+    log.info("job_ended", job_id=str(job_id), outcome=outcome)
+    return outcome

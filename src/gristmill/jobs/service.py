@@ -97,7 +97,7 @@ def start_scrape_platform(session: Session, platform: str) -> Job:
 
 
 def get_job(session: Session, job_id: uuid.UUID, *, for_update: bool = False) -> Job:
-    job = session.get(Job, job_id, with_for_update=for_update)
+    job = session.get(Job, job_id, with_for_update=for_update, populate_existing=for_update)
     if job is None:
         raise NotFoundError(f"job {job_id} not found")
     return job
@@ -140,6 +140,14 @@ def list_jobs(
 
 def cancel_job(session: Session, job_id: uuid.UUID) -> Job:
     """A pending job is cancelled at once; a running one stops at its next checkpoint."""
+    # Children first, in id order, then the job itself: workers lock a child before its
+    # parent, so taking them in the same order cannot deadlock.
+    session.execute(
+        select(Job.job_id)
+        .where(Job.parent_job_id == job_id, Job.status.in_(list(UNFINISHED_STATUSES)))
+        .order_by(Job.job_id)
+        .with_for_update()
+    )
     job = get_job(session, job_id, for_update=True)
     if job.status not in UNFINISHED_STATUSES:
         raise ConflictError(
@@ -166,6 +174,13 @@ def delete_job(session: Session, job_id: uuid.UUID) -> None:
         raise ConflictError(
             f"job {job_id} is {job.status}; cancel it first, only finished jobs can be deleted"
         )
+    if job.parent_job_id is not None:
+        parent_status = session.scalar(select(Job.status).where(Job.job_id == job.parent_job_id))
+        if parent_status not in FINISHED_STATUSES:
+            raise ConflictError(
+                f"job {job_id} is part of job {job.parent_job_id}, which is still "
+                f"{parent_status}; delete the parent once it has finished"
+            )
     session.delete(job)
     session.flush()
 

@@ -76,8 +76,9 @@ JOB_TYPES: dict[JobType, JobTypeSpec] = {
         JobTypeSpec(
             JobType.CLEANUP_OLD_JOBS, "gristmill.cleanup_old_jobs", Queue.LOW, URGENT, "maintenance"
         ),
+        # Not on `low` with the other maintenance: it would wait behind a 30-minute backfill.
         JobTypeSpec(
-            JobType.HEALTH_CHECK, "gristmill.health_check", Queue.LOW, URGENT, "maintenance"
+            JobType.HEALTH_CHECK, "gristmill.health_check", Queue.DEFAULT, URGENT, "maintenance"
         ),
     )
 }

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import Table, bindparam, select, update
 
 from gristmill.clock import utc_now
 from gristmill.db import get_database
@@ -73,11 +73,7 @@ async def _fetch_all(
 
 
 def _as_job_error(exc: BaseException) -> BaseException:
-    if isinstance(exc, TimeoutError):
-        return JobTimedOutError()
-    if isinstance(exc, KeyError):
-        return NotFoundError(f"account {exc.args[0]!r} no longer exists")
-    return exc
+    return JobTimedOutError() if isinstance(exc, TimeoutError) else exc
 
 
 def scrape_batch(job_ids: Sequence[str]) -> dict[str, int]:
@@ -100,7 +96,7 @@ def scrape_batch(job_ids: Sequence[str]) -> dict[str, int]:
     captured_at = utc_now()
     succeeded: list[tuple[_Child, ProfileSnapshot]] = []
     failed: list[tuple[_Child, BaseException]] = [
-        (child, _as_job_error(KeyError(child.account_key)))
+        (child, NotFoundError(f"account {child.account_key!r} no longer exists"))
         for child in children
         if child.account_key not in accounts
     ]
@@ -110,6 +106,14 @@ def scrape_batch(job_ids: Sequence[str]) -> dict[str, int]:
         else:
             failed.append((child, _as_job_error(outcome)))
     with database.transaction() as session:
+        # Children first, in id order, then parents: the same lock order as a cancel, so the
+        # two cannot deadlock.
+        session.execute(
+            select(Job.job_id)
+            .where(Job.job_id.in_([child.job_id for child in children]))
+            .order_by(Job.job_id)
+            .with_for_update()
+        )
         save_snapshots(
             session,
             [
@@ -122,6 +126,7 @@ def scrape_batch(job_ids: Sequence[str]) -> dict[str, int]:
             rows: list[dict[str, Any]] = [
                 {
                     "b_job_id": child.job_id,
+                    "b_attempt": child.attempt,
                     "b_result": {
                         "account_key": child.account_key,
                         "date": captured_at.date().isoformat(),
@@ -137,6 +142,7 @@ def scrape_batch(job_ids: Sequence[str]) -> dict[str, int]:
                 .where(
                     table.c.job_id == bindparam("b_job_id"),
                     table.c.status == JobStatus.RUNNING.value,
+                    table.c.attempts == bindparam("b_attempt"),
                 )
                 .values(
                     status=JobStatus.COMPLETED.value,
