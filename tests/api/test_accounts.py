@@ -159,3 +159,15 @@ def _store_days(session: Session, account_id: int, today: date) -> None:
                 captured_at=now,
             )
         )
+
+
+def test_bytes_the_database_refuses_are_a_422_not_a_500(api: TestClient) -> None:
+    for method, path in (
+        ("GET", "/api/accounts/a%00b"),
+        ("GET", "/api/accounts?platform=a%00b"),
+        ("GET", "/api/jobs?account_key=a%00b"),
+        ("POST", "/api/jobs/scrape-account/a%00b"),
+    ):
+        response = api.request(method, path)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["error"] == "invalid_input"

@@ -231,3 +231,16 @@ def test_auth_is_required_on_every_api_route(api: TestClient) -> None:
     read_only = read_only_headers()
     assert api.post("/api/jobs/scrape-all", headers=read_only).status_code == 403
     assert api.get("/api/jobs", headers=read_only).status_code == 200
+
+
+def test_a_finished_child_of_a_running_parent_cannot_be_deleted(
+    api: TestClient, clean_db: Database
+) -> None:
+    with clean_db.transaction() as session:
+        parent = make_job(session, JobType.SCRAPE_ALL, status=JobStatus.RUNNING)
+        parent.children_total = 2
+        child = make_job(session, status=JobStatus.COMPLETED, parent_job_id=parent.job_id)
+    refused = api.delete(f"/api/jobs/{child.job_id}")
+    assert refused.status_code == 409
+    assert "still running" in refused.json()["detail"]
+    assert api.get(f"/api/jobs/{child.job_id}").status_code == 200
