@@ -11,8 +11,8 @@ from sqlalchemy import update
 from gristmill.clock import utc_now
 from gristmill.db import Database
 from gristmill.jobs.lifecycle import (
-    claim_jobs,
     ProgressAck,
+    claim_jobs,
     finish_job,
     refresh_parent,
     report_progress,

@@ -10,14 +10,6 @@ from gristmill.scrapers.ssrf import clear_resolution_cache
 from tests.fakeplatform import FakePlatform
 
 
-@pytest.fixture(scope="session")
-def fake_platform_server() -> Iterator[FakePlatform]:
-    server = FakePlatform()
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def fake(fake_platform_server: FakePlatform) -> Iterator[FakePlatform]:
     fake_platform_server.reset()

@@ -6,13 +6,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gristmill.accounts.service import get_account
 from gristmill.clock import utc_now
 from gristmill.errors import ConflictError, InvalidInputError, NotFoundError
-from gristmill.jobs.cursor import decode_cursor, encode_cursor
+from gristmill.jobs.cursor import newest_first_page
 from gristmill.jobs.dispatch import JobMessage, send_after_commit
 from gristmill.jobs.lifecycle import refresh_parent
 from gristmill.jobs.models import DeadLetter, Job
@@ -24,8 +24,6 @@ from gristmill.jobs.types import (
     JobType,
 )
 from gristmill.scrapers import PLATFORMS
-
-MAX_PAGE_SIZE = 200
 
 
 def create_job(
@@ -115,8 +113,6 @@ def list_jobs(
     session: Session, filters: JobFilters, *, limit: int, cursor: str | None
 ) -> tuple[list[Job], str | None]:
     """Newest first, by keyset pagination so page N costs the same as page 1 at 1M rows."""
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
     query = select(Job)
     if filters.status is not None:
         query = query.where(Job.status == filters.status.value)
@@ -126,16 +122,7 @@ def list_jobs(
         query = query.where(Job.account_key == filters.account_key)
     if filters.parent_job_id is not None:
         query = query.where(Job.parent_job_id == filters.parent_job_id)
-    if cursor is not None:
-        created_at, job_id = decode_cursor(cursor)
-        query = query.where(tuple_(Job.created_at, Job.job_id) < tuple_(created_at, job_id))
-    query = query.order_by(Job.created_at.desc(), Job.job_id.desc()).limit(limit + 1)
-    jobs = list(session.scalars(query))
-    next_cursor = None
-    if len(jobs) > limit:
-        jobs = jobs[:limit]
-        next_cursor = encode_cursor(jobs[-1].created_at, jobs[-1].job_id)
-    return jobs, next_cursor
+    return newest_first_page(session, query, Job.created_at, Job.job_id, limit=limit, cursor=cursor)
 
 
 def cancel_job(session: Session, job_id: uuid.UUID) -> Job:
@@ -188,21 +175,10 @@ def delete_job(session: Session, job_id: uuid.UUID) -> None:
 def list_dead_letters(
     session: Session, *, limit: int, cursor: str | None
 ) -> tuple[list[DeadLetter], str | None]:
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
     query = select(DeadLetter).where(DeadLetter.requeued_at.is_(None))
-    if cursor is not None:
-        created_at, job_id = decode_cursor(cursor)
-        query = query.where(
-            tuple_(DeadLetter.created_at, DeadLetter.job_id) < tuple_(created_at, job_id)
-        )
-    query = query.order_by(DeadLetter.created_at.desc(), DeadLetter.job_id.desc()).limit(limit + 1)
-    letters = list(session.scalars(query))
-    next_cursor = None
-    if len(letters) > limit:
-        letters = letters[:limit]
-        next_cursor = encode_cursor(letters[-1].created_at, letters[-1].job_id)
-    return letters, next_cursor
+    return newest_first_page(
+        session, query, DeadLetter.created_at, DeadLetter.job_id, limit=limit, cursor=cursor
+    )
 
 
 def retry_dead_letter(session: Session, job_id: uuid.UUID) -> Job:
