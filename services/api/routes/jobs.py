@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from gristmill.jobs import service
+from gristmill.jobs.cursor import MAX_PAGE_SIZE
 from gristmill.jobs.models import Job
 from gristmill.jobs.schemas import BackfillRequest, DeadLetterPage, DeadLetterRead, JobPage, JobRead
 from gristmill.jobs.types import JobStatus, JobType
@@ -54,7 +55,7 @@ def start_backfill_account(
 @router.get("/jobs", dependencies=[ReadAuth])
 def list_jobs(
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     status: JobStatus | None = None,
     job_type: JobType | None = None,
@@ -94,7 +95,7 @@ def retry_job(job_id: uuid.UUID, session: SessionDep, response: Response) -> Job
 @router.get("/dead-letters", dependencies=[ReadAuth])
 def list_dead_letters(
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> DeadLetterPage:
     """Jobs that failed for good (retries exhausted or an unexpected error), newest first."""
