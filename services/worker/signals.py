@@ -59,6 +59,7 @@ class _WorkerState:
     heartbeat_file: Path = field(default_factory=heartbeat.heartbeat_file)
     stopping: bool = False
     last_error_logged: float = 0.0
+    consumer: Any = None
 
 
 # Workers publish too (fan-out children, retries): count those messages and stamp them with
@@ -100,7 +101,8 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
 
 
 @worker_ready.connect(weak=False, dispatch_uid="gristmill-metrics-worker-ready")
-def _on_worker_ready(**_: Any) -> None:
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    _state.consumer = sender
     _beat(interval_seconds=None)
     port = metrics_port()
     if port and _state.metrics_files is not None:
@@ -142,24 +144,35 @@ def _pool_size() -> int:
 def _beat(interval_seconds: float | None) -> None:
     if _state.stopping or not _state.hostname:
         return
+    # The liveness file is touched only while this worker can consume: its consumer holds a
+    # broker connection and the broker answers. A worker that lost its broker, or whose event
+    # loop is stuck (then this timer does not fire at all), lets the file go stale.
+    if not _consumer_connected():
+        _log_throttled("the consumer has no broker connection; liveness file not touched")
+        return
+    if _state.redis_client is not None:
+        try:
+            heartbeat.write_worker_record(
+                _state.redis_client,
+                hostname=_state.hostname,
+                queues=_state.queues,
+                active=len(active_requests),
+                concurrency=_pool_size(),
+                interval_seconds=interval_seconds or 2.0,
+                now=time.time(),
+            )
+        except redis.RedisError:
+            _log_throttled("cannot write the worker heartbeat record for %s", _state.hostname)
+            return
     try:
         heartbeat.touch_heartbeat_file(_state.heartbeat_file)
     except OSError:
         _log_throttled("cannot touch the worker heartbeat file %s", _state.heartbeat_file)
-    if _state.redis_client is None:
-        return
-    try:
-        heartbeat.write_worker_record(
-            _state.redis_client,
-            hostname=_state.hostname,
-            queues=_state.queues,
-            active=len(active_requests),
-            concurrency=_pool_size(),
-            interval_seconds=interval_seconds or 2.0,
-            now=time.time(),
-        )
-    except redis.RedisError:
-        _log_throttled("cannot write the worker heartbeat record for %s", _state.hostname)
+
+
+def _consumer_connected() -> bool:
+    connection = getattr(_state.consumer, "connection", None)
+    return connection is None or bool(connection.connected)
 
 
 def _log_throttled(message: str, *args: object) -> None:
