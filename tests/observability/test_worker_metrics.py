@@ -63,6 +63,15 @@ def test_prefork_worker_counts_every_outcome(obs_worker: ObsWorker, tmp_path: Pa
                 exception="ValueError",
             )
             == 2
+            # Runtime is observed at task_postrun, just after the outcome counters: wait for it.
+            and all(
+                value(samples, "celery_task_runtime_count", **labels_of[task]) == runs
+                for task, runs in (
+                    (worker_app.OK_TASK, 3),
+                    (worker_app.FAIL_TASK, 2),
+                    (worker_app.RETRY_TASK, 2),
+                )
+            )
         )
         return samples if done else None
 
