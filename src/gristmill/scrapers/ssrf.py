@@ -2,7 +2,11 @@
 
 An account's `base_url` comes from a user, so before it is stored and again before every
 request we check where it leads. The second check catches DNS records changed after
-registration (rebinding); resolutions are cached briefly so hot paths pay nothing.
+registration; resolutions are cached briefly so hot paths pay nothing.
+
+Known gap: httpx resolves the host again when it connects, so a record with a tiny TTL that
+answers differently to the check and to the connection (fast DNS rebinding) is not caught.
+Closing it needs a transport that connects to the address that was checked.
 """
 
 from __future__ import annotations
