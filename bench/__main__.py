@@ -19,15 +19,14 @@ from sqlalchemy import text
 from gristmill.accounts.models import Account
 from gristmill.db import Database
 from gristmill.migrations.runner import create_database, drop_database, upgrade
-from gristmill.settings import Settings
 from tests.fakeplatform import FakePlatform
-from tests.support.services import private_database_url, private_redis_url, server_urls
+from tests.support.services import (
+    private_database_url,
+    private_redis_url,
+    server_urls,
+    settings_from_env,
+)
 from tests.support.stack import Stack, free_port, wait_until
-
-
-def _settings(env: dict[str, str]) -> Settings:
-    names = Settings.model_fields.keys()
-    return Settings.model_validate({k.lower(): v for k, v in env.items() if k.lower() in names})
 
 
 def bench_scrape_all(stack: Stack, database: Database, fake: FakePlatform, accounts: int) -> None:
@@ -144,7 +143,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as logs:
             env["BEAT_SCHEDULE_FILE"] = str(Path(logs) / "beat")
             stack = Stack(env=env, log_dir=Path(logs))
-            database = Database(_settings(env))
+            database = Database(settings_from_env(env))
             try:
                 stack.start_all()
                 bench_scrape_all(stack, database, fake, args.accounts)

@@ -18,7 +18,12 @@ from gristmill.migrations.runner import create_database, drop_database, upgrade
 from gristmill.models import metadata
 from gristmill.settings import Settings
 from tests.fakeplatform import FakePlatform
-from tests.support.services import private_database_url, private_redis_url, server_urls
+from tests.support.services import (
+    private_database_url,
+    private_redis_url,
+    server_urls,
+    settings_from_env,
+)
 from tests.support.stack import Stack, free_port
 
 WRITE_TOKEN = "test-write-token-0123456789"
@@ -63,9 +68,7 @@ def test_env() -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def test_settings(test_env: dict[str, str]) -> Settings:
-    names = Settings.model_fields.keys()
-    values = {key.lower(): value for key, value in test_env.items() if key.lower() in names}
-    settings = Settings.model_validate(values)
+    settings = settings_from_env(test_env)
     configure_celery(settings)
     return settings
 

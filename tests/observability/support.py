@@ -53,14 +53,19 @@ def series(samples: Samples, name: str) -> list[dict[str, str]]:
     return [dict(labels) for (sample_name, labels) in samples if sample_name == name]
 
 
-def promtool() -> str:
-    """The promtool binary; outside CI a missing one skips the test, in CI it fails it."""
-    path = shutil.which("promtool")
+def prometheus_tool(name: str) -> str:
+    """A binary of Debian's `prometheus` package (promtool, prometheus); outside CI a missing
+    one skips the test, in CI it fails it."""
+    path = shutil.which(name)
     if path:
         return path
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail("promtool is missing in CI: .ci/run must `apt-get install -y prometheus`")
-    pytest.skip("promtool not installed (apt-get install -y prometheus); CI runs these tests")
+        pytest.fail(f"{name} is missing in CI: .ci/run must `apt-get install -y prometheus`")
+    pytest.skip(f"{name} not installed (apt-get install -y prometheus); CI runs these tests")
+
+
+def promtool() -> str:
+    return prometheus_tool("promtool")
 
 
 def run_promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:

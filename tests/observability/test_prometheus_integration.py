@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +23,7 @@ from tests.observability.support import (
     RULES_FILE,
     as_promql,
     dashboard_queries,
+    prometheus_tool,
 )
 from tests.support.stack import Stack, free_port, wait_until
 
@@ -32,15 +31,6 @@ pytestmark = pytest.mark.integration
 
 # The worker pool restarted with its metrics port open (the stack starts workers with it off).
 SCRAPED_POOL = "worker_default"
-
-
-def _prometheus_binary() -> str:
-    path = shutil.which("prometheus")
-    if path:
-        return path
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail("prometheus is missing in CI: .ci/run must `apt-get install -y prometheus`")
-    pytest.skip("prometheus not installed (apt-get install -y prometheus); CI runs this test")
 
 
 @dataclass
@@ -95,7 +85,7 @@ def _metrics_bind_outcome(stack: Stack, port: int) -> str | None:
 def prometheus(
     stack: Stack, scraped_worker_port: int, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Prometheus]:
-    binary = _prometheus_binary()
+    binary = prometheus_tool("prometheus")
     workdir = tmp_path_factory.mktemp("prometheus")
     api_target = stack.api_url.removeprefix("http://")
     config = {

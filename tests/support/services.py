@@ -11,12 +11,14 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import redis
 from sqlalchemy import make_url
+
+from gristmill.settings import Settings
 
 LOCAL_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -90,3 +92,9 @@ def private_redis_url(server_url: str) -> Iterator[str]:
         if base.get(f"{_LOCK_PREFIX}{chosen}") == token.encode():
             base.delete(f"{_LOCK_PREFIX}{chosen}")
         base.close()
+
+
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    """The Settings a Gristmill process started with `env` would build."""
+    names = Settings.model_fields.keys()
+    return Settings.model_validate({k.lower(): v for k, v in env.items() if k.lower() in names})

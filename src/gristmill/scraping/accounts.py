@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,3 +44,16 @@ async def fetch_profile(settings: Settings, ref: AccountRef) -> ProfileSnapshot:
             ref.platform, client, allow_private_networks=settings.scraper_allow_private_networks
         )
         return await scraper.fetch_profile(ref)
+
+
+def snapshot_result(
+    account_key: str, captured_at: datetime, profile: ProfileSnapshot
+) -> dict[str, Any]:
+    """The result a finished scrape of one account records on its job."""
+    return {
+        "account_key": account_key,
+        "date": captured_at.date().isoformat(),
+        "followers": profile.followers,
+        "following": profile.following,
+        "posts": profile.posts,
+    }

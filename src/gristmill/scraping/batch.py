@@ -27,7 +27,7 @@ from gristmill.jobs.runtime import JobTimedOutError, handle_failure, heartbeats
 from gristmill.jobs.types import JobStatus
 from gristmill.metrics.service import SnapshotWrite, save_snapshots
 from gristmill.scrapers import ProfileSnapshot, get_scraper, make_http_client
-from gristmill.scraping.accounts import LoadedAccount, load_accounts
+from gristmill.scraping.accounts import LoadedAccount, load_accounts, snapshot_result
 from gristmill.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -127,13 +127,7 @@ def scrape_batch(job_ids: Sequence[str]) -> dict[str, int]:
                 {
                     "b_job_id": child.job_id,
                     "b_attempt": child.attempt,
-                    "b_result": {
-                        "account_key": child.account_key,
-                        "date": captured_at.date().isoformat(),
-                        "followers": profile.followers,
-                        "following": profile.following,
-                        "posts": profile.posts,
-                    },
+                    "b_result": snapshot_result(child.account_key, captured_at, profile),
                 }
                 for child, profile in succeeded
             ]

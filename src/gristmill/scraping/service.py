@@ -34,7 +34,7 @@ from gristmill.scrapers import (
     make_http_client,
     window_start,
 )
-from gristmill.scraping.accounts import fetch_profile, load_account
+from gristmill.scraping.accounts import fetch_profile, load_account, snapshot_result
 
 
 def scrape_account(ctx: JobContext, account_key: str) -> dict[str, Any]:
@@ -44,13 +44,7 @@ def scrape_account(ctx: JobContext, account_key: str) -> dict[str, Any]:
     captured_at = utc_now()
     with ctx.database.transaction() as session:
         save_snapshots(session, [SnapshotWrite(account.id, captured_at, profile)])
-    return {
-        "account_key": account_key,
-        "date": captured_at.date().isoformat(),
-        "followers": profile.followers,
-        "following": profile.following,
-        "posts": profile.posts,
-    }
+    return snapshot_result(account_key, captured_at, profile)
 
 
 def backfill_account(ctx: JobContext, account_key: str, days: int) -> dict[str, Any]:
