@@ -102,15 +102,22 @@ def test_prefork_worker_counts_every_outcome(obs_worker: ObsWorker, tmp_path: Pa
     ]
     assert sum(sent) == 1
 
-    # Every child ran one task and was replaced; files of exited children were folded away.
+    # Every child ran one task and was replaced; files of exited children are folded away at
+    # the next scrape. A child may exit just after a scrape, so poll: scrape, then look.
     per_process = re.compile(r"^(counter|histogram)_(\d+)\.db$")
-    pids = {
-        int(match.group(2))
-        for path in multiproc_dir.iterdir()
-        if (match := per_process.match(path.name))
-    }
-    assert len(pids) <= obs_worker.concurrency + 1
-    assert all(process_is_alive(pid) for pid in pids)
+
+    def folded() -> bool:
+        obs_worker.scrape()
+        pids = {
+            int(match.group(2))
+            for path in multiproc_dir.iterdir()
+            if (match := per_process.match(path.name))
+        }
+        return len(pids) <= obs_worker.concurrency + 1 and all(
+            process_is_alive(pid) for pid in pids
+        )
+
+    wait_until(folded, timeout=20, what="only live pool processes to keep metric files")
     assert (multiproc_dir / "counter_archive.db").exists()
 
 
