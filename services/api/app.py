@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from gristmill import __version__
 from gristmill.celery_app import configure_celery
 from gristmill.db import init_database
+from gristmill.events import init_event_publisher
 from gristmill.logging import configure_logging
 from gristmill.observability.publish import install_publish_metrics
 from gristmill.settings import Settings, get_settings
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = init_database(settings, pool_size=10)
+        init_event_publisher(settings.redis_url.get_secret_value())
         yield
         database.dispose()
 

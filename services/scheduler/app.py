@@ -8,6 +8,7 @@ from celery.signals import beat_init
 
 from gristmill.celery_app import celery_app, configure_celery
 from gristmill.db import init_database
+from gristmill.events import init_event_publisher
 from gristmill.logging import configure_logging
 from gristmill.observability.publish import install_publish_metrics
 from gristmill.settings import get_settings
@@ -26,6 +27,7 @@ celery_app.conf.update(
 @beat_init.connect
 def _start(**_: Any) -> None:
     init_database(settings, pool_size=1)
+    init_event_publisher(settings.redis_url.get_secret_value())
     install_publish_metrics()
     start_scheduler_metrics()
 

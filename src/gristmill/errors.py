@@ -21,3 +21,34 @@ class InvalidInputError(DomainError):
 
 class DependencyUnavailableError(DomainError):
     """PostgreSQL or Redis cannot be reached."""
+
+
+class JobError(Exception):
+    """Raised by a job body to say how its job should end; the message is meant for operators.
+
+    The job runtime classifies failures by these classes only, so it knows nothing of the
+    scrapers (or any other producer of work) behind them.
+    """
+
+
+class TransientJobError(JobError):
+    """Worth retrying later (network trouble, timeouts, 429, 5xx): spends one of the job's
+    TASK_MAX_RETRIES, with exponential backoff; `retry_after` (seconds) is honoured."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentJobError(JobError):
+    """Retrying will not help: the job fails at once."""
+
+
+class JobDeferredError(JobError):
+    """Not the job's fault and not worth a retry (a platform's circuit breaker is open, a
+    rate limit shared by every worker is exhausted): the job goes back to `pending` and is
+    sent again after `delay_seconds`, without spending a retry."""
+
+    def __init__(self, message: str, *, delay_seconds: float) -> None:
+        super().__init__(message)
+        self.delay_seconds = delay_seconds

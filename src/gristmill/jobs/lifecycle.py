@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from gristmill.clock import utc_now
+from gristmill.events import JobChange, JobEvent, publish_after_commit
 from gristmill.jobs.dispatch import JobMessage, send_after_commit
 from gristmill.jobs.models import DeadLetter, Job
 from gristmill.jobs.types import UNFINISHED_STATUSES, JobStatus
@@ -21,6 +22,22 @@ from gristmill.settings import Settings
 
 MAX_LISTED_FAILURES = 1000
 MAX_RETRY_AFTER_SECONDS = 1800.0
+
+
+def job_event(job: Job, change: JobChange) -> JobEvent:
+    return JobEvent(
+        change=change,
+        job_id=job.job_id,
+        job_type=job.job_type,
+        status=job.status,
+        progress=job.progress,
+        account_key=job.account_key,
+        parent_job_id=job.parent_job_id,
+    )
+
+
+def publish_jobs(session: Session, jobs: Sequence[Job], change: JobChange) -> None:
+    publish_after_commit(session, (job_event(job, change) for job in jobs))
 
 
 def claim_jobs(session: Session, job_ids: Sequence[uuid.UUID]) -> list[Job]:
@@ -41,7 +58,9 @@ def claim_jobs(session: Session, job_ids: Sequence[uuid.UUID]) -> list[Job]:
         .returning(Job)
         .execution_options(synchronize_session=False)
     )
-    return list(session.scalars(statement))
+    claimed = list(session.scalars(statement))
+    publish_jobs(session, claimed, JobChange.STATUS)
+    return claimed
 
 
 def touch_heartbeats(session: Session, job_ids: Sequence[uuid.UUID]) -> None:
@@ -72,14 +91,15 @@ def report_progress(
     }
     if result is not None:
         values["result"] = result
-    updated = session.execute(
+    job = session.scalars(
         update(Job)
         .where(_owned_by(job_id, attempt))
         .values(**values)
-        .returning(Job.job_id)
+        .returning(Job)
         .execution_options(synchronize_session=False)
-    )
-    if updated.first() is not None:
+    ).first()
+    if job is not None:
+        publish_jobs(session, [job], JobChange.PROGRESS)
         return ProgressAck.RUNNING
     status = session.scalar(select(Job.status).where(Job.job_id == job_id))
     return ProgressAck.CANCELLED if status == JobStatus.CANCELLED.value else ProgressAck.SUPERSEDED
@@ -118,11 +138,11 @@ def finish_job(
         values["result"] = result
     if error_message is not None:
         values["error_message"] = error_message
-    updated = session.execute(
+    updated = session.scalars(
         update(Job)
         .where(_owned_by(job_id, attempt))
         .values(**values)
-        .returning(Job.parent_job_id)
+        .returning(Job)
         .execution_options(synchronize_session=False)
     ).first()
     if updated is None:
@@ -138,6 +158,7 @@ def finish_job(
                 .execution_options(synchronize_session=False)
             )
         return False
+    publish_jobs(session, [updated], JobChange.STATUS)
     if refresh and updated.parent_job_id is not None:
         refresh_parent(session, updated.parent_job_id)
     return True
@@ -174,6 +195,7 @@ def schedule_retry(
     ).first()
     if job is None:
         return False
+    publish_jobs(session, [job], JobChange.STATUS)
     send_after_commit(session, JobMessage.of(job), countdown=delay)
     return True
 
@@ -255,6 +277,7 @@ def refresh_parent(session: Session, parent_job_id: uuid.UUID) -> None:
     parent.result = result
     if parent.status != JobStatus.RUNNING.value:
         return
+    before = (parent.status, parent.progress)
     parent.progress = max(parent.progress, 100 * finished // total if total else 100)
     parent.heartbeat_at = utc_now()
     if done:
@@ -268,6 +291,9 @@ def refresh_parent(session: Session, parent_job_id: uuid.UUID) -> None:
             parent.progress = 100
         parent.completed_at = utc_now()
     session.flush()
+    if (parent.status, parent.progress) != before:
+        change = JobChange.STATUS if parent.status != before[0] else JobChange.PROGRESS
+        publish_jobs(session, [parent], change)
 
 
 def requeue_orphaned_jobs(session: Session, settings: Settings) -> list[uuid.UUID]:
@@ -300,6 +326,7 @@ def requeue_orphaned_jobs(session: Session, settings: Settings) -> list[uuid.UUI
         job.heartbeat_at = None
         orphans.append(job)
     session.flush()
+    publish_jobs(session, orphans, JobChange.STATUS)
     for job in orphans:
         send_after_commit(session, JobMessage.of(job))
     child = aliased(Job)

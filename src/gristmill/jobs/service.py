@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 from gristmill.accounts.service import get_account
 from gristmill.clock import utc_now
 from gristmill.errors import ConflictError, InvalidInputError, NotFoundError
+from gristmill.events import JobChange
 from gristmill.jobs.cursor import newest_first_page
 from gristmill.jobs.dispatch import JobMessage, send_after_commit
-from gristmill.jobs.lifecycle import refresh_parent
+from gristmill.jobs.lifecycle import publish_jobs, refresh_parent
 from gristmill.jobs.models import DeadLetter, Job
 from gristmill.jobs.types import (
     FINISHED_STATUSES,
@@ -53,6 +54,7 @@ def create_job(
     session.add(job)
     session.flush()
     session.refresh(job)
+    publish_jobs(session, [job], JobChange.CREATED)
     if send:
         send_after_commit(session, JobMessage.of(job))
     return job
@@ -143,12 +145,15 @@ def cancel_job(session: Session, job_id: uuid.UUID) -> Job:
     now = utc_now()
     job.status = JobStatus.CANCELLED.value
     job.completed_at = now
-    session.execute(
+    children = session.scalars(
         update(Job)
         .where(Job.parent_job_id == job_id, Job.status.in_(list(UNFINISHED_STATUSES)))
         .values(status=JobStatus.CANCELLED.value, completed_at=now)
-    )
+        .returning(Job)
+        .execution_options(synchronize_session=False)
+    ).all()
     session.flush()
+    publish_jobs(session, [job, *children], JobChange.STATUS)
     if job.parent_job_id is not None:
         refresh_parent(session, job.parent_job_id)
     session.refresh(job)

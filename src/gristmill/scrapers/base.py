@@ -13,6 +13,8 @@ from typing import ClassVar
 import certifi
 import httpx
 
+from gristmill.errors import PermanentJobError, TransientJobError
+
 USER_AGENT = "Gristmill/0.1 (+https://github.com/gristmill/gristmill)"
 
 PLATFORMS: tuple[str, ...] = ("mastodon", "bluesky")
@@ -59,17 +61,12 @@ class ScrapeError(Exception):
     """Base of every failure a scraper reports; the message is meant for operators."""
 
 
-class TransientScrapeError(ScrapeError):
-    """Worth retrying later: network trouble, timeouts, rate limits, server errors."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        # Seconds the platform asked us to wait, when it said so; None lets the caller
-        # back off.
-        self.retry_after = retry_after
+class TransientScrapeError(ScrapeError, TransientJobError):
+    """Worth retrying later: network trouble, timeouts, rate limits, server errors.
+    `retry_after` is the seconds the platform asked us to wait, when it said so."""
 
 
-class PermanentScrapeError(ScrapeError):
+class PermanentScrapeError(ScrapeError, PermanentJobError):
     """Retrying will not help: the request or the response is wrong."""
 
 

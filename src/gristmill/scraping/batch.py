@@ -21,10 +21,11 @@ from sqlalchemy import Table, bindparam, select, update
 from gristmill.clock import utc_now
 from gristmill.db import get_database
 from gristmill.errors import NotFoundError
+from gristmill.events import JobChange, JobEvent, publish_after_commit
 from gristmill.jobs.lifecycle import claim_jobs, refresh_parent
 from gristmill.jobs.models import Job
 from gristmill.jobs.runtime import JobTimedOutError, handle_failure, heartbeats
-from gristmill.jobs.types import JobStatus
+from gristmill.jobs.types import JobStatus, JobType
 from gristmill.metrics.service import SnapshotWrite, save_snapshots
 from gristmill.scrapers import ProfileSnapshot, get_scraper, make_http_client
 from gristmill.scraping.accounts import LoadedAccount, load_accounts, snapshot_result
@@ -131,7 +132,7 @@ def scrape_batch(job_ids: Sequence[str]) -> dict[str, int]:
                 }
                 for child, profile in succeeded
             ]
-            session.connection().execute(
+            completed = session.connection().execute(
                 update(table)
                 .where(
                     table.c.job_id == bindparam("b_job_id"),
@@ -143,8 +144,26 @@ def scrape_batch(job_ids: Sequence[str]) -> dict[str, int]:
                     progress=100,
                     result=bindparam("b_result"),
                     completed_at=captured_at,
-                ),
+                )
+                .returning(table.c.job_id),
                 rows,
+            )
+            done = {row.job_id for row in completed}
+            publish_after_commit(
+                session,
+                (
+                    JobEvent(
+                        JobChange.STATUS,
+                        child.job_id,
+                        JobType.SCRAPE_ACCOUNT.value,
+                        JobStatus.COMPLETED.value,
+                        100,
+                        child.account_key,
+                        child.parent_job_id,
+                    )
+                    for child, _ in succeeded
+                    if child.job_id in done
+                ),
             )
         for child, error in failed:
             handle_failure(

@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session
 
 from gristmill.accounts.models import Account
 from gristmill.clock import utc_now, utc_today
+from gristmill.events import JobChange
 from gristmill.jobs.dispatch import JobMessage, send_after_commit, send_batch_after_commit
+from gristmill.jobs.lifecycle import publish_jobs
 from gristmill.jobs.models import Job
 from gristmill.jobs.runtime import CHILDREN_DECIDE, JobContext, JobResult
 from gristmill.jobs.types import (
@@ -140,7 +142,8 @@ def fan_out(
     if not children:
         return totals
     with ctx.database.transaction() as session:
-        session.execute(insert(Job), children)
+        created = session.scalars(insert(Job).returning(Job), children).all()
+        publish_jobs(session, created, JobChange.CREATED)
         session.execute(
             update(Job)
             .where(Job.job_id == ctx.job_id)
