@@ -165,7 +165,7 @@ def test_identical_starts_return_the_active_job_unless_forced(clean_db: Database
         again = create_job(session, JobType.SCRAPE_ALL)
         forced = create_job(session, JobType.SCRAPE_ALL, force=True)
         other = create_job(session, JobType.SCRAPE_PLATFORM, params={"platform": "bluesky"})
-    assert first.created and not again.created and forced.created and other.created
+    assert [first.created, again.created, forced.created, other.created] == [True, False, True, True]
     assert again.job.job_id == first.job.job_id
     assert forced.job.job_id != first.job.job_id
     with clean_db.transaction() as session:
