@@ -135,9 +135,7 @@ def test_a_retry_goes_back_to_the_outbox_after_its_delay(clean_db: Database) -> 
     assert 25 <= (job.run_after - utc_now()).total_seconds() <= 31
     with clean_db.transaction() as session:
         assert claim_jobs(session, [owner.job_id]) == []
-        session.execute(
-            update(Job).where(Job.job_id == owner.job_id).values(run_after=utc_now())
-        )
+        session.execute(update(Job).where(Job.job_id == owner.job_id).values(run_after=utc_now()))
     with clean_db.transaction() as session:
         (again,) = claim_jobs(session, [owner.job_id])
     deferred_owner = Attempt(owner.job_id, again.attempts)
@@ -165,7 +163,8 @@ def test_identical_starts_return_the_active_job_unless_forced(clean_db: Database
         again = create_job(session, JobType.SCRAPE_ALL)
         forced = create_job(session, JobType.SCRAPE_ALL, force=True)
         other = create_job(session, JobType.SCRAPE_PLATFORM, params={"platform": "bluesky"})
-    assert [first.created, again.created, forced.created, other.created] == [True, False, True, True]
+    created = [first.created, again.created, forced.created, other.created]
+    assert created == [True, False, True, True]
     assert again.job.job_id == first.job.job_id
     assert forced.job.job_id != first.job.job_id
     with clean_db.transaction() as session:
