@@ -12,6 +12,7 @@ is back.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -52,10 +53,15 @@ JOBS_SENT = Counter(
     "Jobs handed to the broker, by path: fast (right after commit) or relay.",
     ["path"],
 )
-BROKER_RESETS = Counter(
-    "gristmill_broker_data_loss",
-    "Times the relay found the broker's epoch gone and marked every pending job unsent.",
-)
+
+
+@functools.cache
+def broker_resets() -> Counter:
+    # Made with the first dispatcher, not at import (see gristmill.events.events_dropped).
+    return Counter(
+        "gristmill_broker_data_loss",
+        "Times the relay found the broker's epoch gone and marked every pending job unsent.",
+    )
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,7 @@ class Dispatcher:
     ) -> None:
         self._settings = settings
         self._database = database
+        broker_resets()
         self._relay = relay
         self._publish = publisher
         self._epoch = BrokerEpoch(settings.broker_url)
@@ -201,7 +208,7 @@ class Dispatcher:
         with database.transaction() as session:
             reset = outbox.adopt_broker_epoch(session, epoch)
         if reset:
-            BROKER_RESETS.inc()
+            broker_resets().inc()
             logger.warning(
                 "the broker lost its data (epoch %s is new): %d pending jobs will be sent again",
                 epoch,
