@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 
 from bench.environment import BenchEnv
 from gristmill.jobs.models import Job
-from gristmill.jobs.service import create_job
+from gristmill.jobs.starts import create_job
 from gristmill.jobs.types import JobType
 from tests.support.stack import wait_until
 
