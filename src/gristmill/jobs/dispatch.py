@@ -108,19 +108,35 @@ def task_messages(jobs: Sequence[OutboxJob], batch_size: int) -> list[TaskMessag
 
 
 def publish(messages: Sequence[TaskMessage]) -> None:
-    """Send `messages` through one producer and one Redis pipeline."""
+    """Send `messages` through one producer and one Redis pipeline.
+
+    Celery's own message format and publishing (`amqp.create_task_message`,
+    `amqp.send_task_message`, so the publish signals and metrics fire), without `send_task`'s
+    per-message routing and result-backend set-up: Gristmill routes each job itself and never
+    reads results. Straight to the queue's Redis list (the default exchange), so a broker that
+    lost its bindings with its data still receives messages.
+    """
+    amqp = celery_app.amqp
     with celery_app.producer_or_acquire() as producer, producer.batch():
         for message in messages:
-            celery_app.send_task(
+            task_message = amqp.create_task_message(
+                message.task_id,
                 message.task_name,
-                kwargs=message.kwargs,
-                task_id=message.task_id,
+                (),
+                message.kwargs,
+                # What Flower shows; repr() is cheap where Celery's saferepr is not.
+                argsrepr="()",
+                kwargsrepr=repr(message.kwargs)[:1024],
+                ignore_result=True,
+            )
+            amqp.send_task_message(
+                producer,
+                message.task_name,
+                task_message,
+                exchange="",
+                routing_key=message.queue,
                 queue=message.queue,
                 priority=message.priority,
-                producer=producer,
-                # Results are never read; without this Celery subscribes to a result channel
-                # for every message it sends.
-                ignore_result=True,
             )
 
 
