@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from gristmill.accounts.models import Account
 from gristmill.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
 from gristmill.jobs.lifecycle import insert_jobs, job_row
-from gristmill.jobs.models import ACTIVE_DEDUPE_PREDICATE, Job
+from gristmill.jobs.models import ACTIVE_DEDUPE_PREDICATE, Job, JobRecord
 from gristmill.jobs.types import JobType
 from gristmill.scrapers import PLATFORMS
 
@@ -44,7 +44,7 @@ class StartedJob:
     """A start's answer: the job, and whether this start created it (False: an identical job
     was already pending or running and is returned instead)."""
 
-    job: Job
+    job: JobRecord
     created: bool
 
 
@@ -171,7 +171,7 @@ def _refusal(request: StartRequest, accounts: dict[str, bool]) -> DomainError | 
     return None
 
 
-def _active_duplicates(session: Session, keys: list[str | None]) -> dict[str, Job]:
+def _active_duplicates(session: Session, keys: list[str | None]) -> dict[str, JobRecord]:
     wanted = [key for key in keys if key is not None]
     if not wanted:
         return {}
