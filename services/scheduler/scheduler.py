@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from celery.beat import PersistentScheduler
@@ -12,9 +10,10 @@ from celery.result import AsyncResult
 from gristmill.db import get_database
 from gristmill.jobs.service import create_job
 from gristmill.jobs.types import JOB_TYPES
+from gristmill.settings import get_settings
 
 _JOB_TYPE_BY_TASK = {spec.task_name: spec.job_type for spec in JOB_TYPES.values()}
-HEARTBEAT_FILE = Path(os.environ.get("BEAT_HEARTBEAT_FILE", "/tmp/gristmill-beat.heartbeat"))
+HEARTBEAT_FILE = get_settings().beat_heartbeat_file
 
 
 class JobRecordingScheduler(PersistentScheduler):
