@@ -143,3 +143,15 @@ def test_the_real_rules_and_dashboards_render_when_present():
     for cm in labelled:
         (content,) = cm["data"].values()
         json.loads(content)
+
+
+def test_a_dashboard_shows_what_the_scheduler_pod_monitor_scrapes():
+    exprs = [
+        target["expr"]
+        for path in sorted((CHART_DIR / "files" / "dashboards").glob("*.json"))
+        for panel in json.loads(path.read_text())["panels"]
+        for target in panel.get("targets", [])
+    ]
+    scheduler = [e for e in exprs if 'container="scheduler"' in e]
+    assert any("celery_task_sent_total" in e for e in scheduler), scheduler
+    assert any(e.startswith("max(up{") for e in scheduler), scheduler
