@@ -7,7 +7,7 @@ PYTHON ?= python3
 export PORT ?= 8000
 DEV_ENV := .env
 
-.PHONY: install run test test-fast lint format migrate createdb helm k8s bench clean
+.PHONY: install run test test-fast lint format migrate createdb helm k8s bench clean images images-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,13 @@ k8s: install ## render k8s/ from the chart
 
 bench: install ## throughput and latency figures
 	$(BIN)/python -m bench
+
+images: ## build the Gristmill image (Dockerfile) with docker, or podman when no docker engine answers
+	bash scripts/build_image.sh
+
+# Needs podman, mmdebstrap and runc (apt); without them the tests are skipped with the reason.
+images-test: install ## build the image on a local Debian base, run api, worker and scheduler as containers
+	GRISTMILL_IMAGES_TEST=1 $(BIN)/pytest tests/images
 
 clean:
 	rm -rf $(VENV) .bin .mypy_cache .ruff_cache
