@@ -46,8 +46,6 @@ if [[ "${ENGINE}" == podman ]]; then
     # what pip needs. Replace them with PODMAN_BUILD_FLAGS.
     read -r -a extra <<<"${PODMAN_BUILD_FLAGS---network host --ulimit nofile=1024:1024 --ulimit nproc=1024:1024}"
     args+=("${extra[@]}")
-    # podman reads the build secret from a file; keep its layers as docker does.
-    args+=(--layers)
 fi
 
 log "${ENGINE} ${args[*]} ${REPO_ROOT}"
