@@ -10,13 +10,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from gristmill.db import get_database
+from gristmill.jobs.intake import JobIntake
 from gristmill.settings import Settings
 from services.api.errors import ForbiddenError, UnauthorizedError
 
 _bearer = HTTPBearer(auto_error=False, description="A token from API_TOKENS or API_READ_TOKENS")
 
 
-def get_settings_from_app(request: Request) -> Settings:
+async def get_settings_from_app(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -34,7 +35,19 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def _token_scope(
+async def get_job_intake(request: Request) -> JobIntake:
+    """The api's group commit for starts (gristmill.jobs.intake): the intake, not the request,
+    owns the transaction that starts a job, shared with the requests batched with it."""
+    intake: JobIntake = request.app.state.job_intake
+    return intake
+
+
+IntakeDep = Annotated[JobIntake, Depends(get_job_intake)]
+
+
+# Auth dependencies are `async def` on purpose: they do no I/O, and a plain `def` would cost a
+# thread-pool hop per dependency per request.
+async def _token_scope(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
@@ -46,11 +59,11 @@ def _token_scope(
     return scope
 
 
-def require_read(scope: Annotated[str, Depends(_token_scope)]) -> str:
+async def require_read(scope: Annotated[str, Depends(_token_scope)]) -> str:
     return scope
 
 
-def require_write(scope: Annotated[str, Depends(_token_scope)]) -> str:
+async def require_write(scope: Annotated[str, Depends(_token_scope)]) -> str:
     if scope != "write":
         raise ForbiddenError("this token is read-only; writing needs a token from API_TOKENS")
     return scope
