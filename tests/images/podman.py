@@ -175,6 +175,10 @@ class ChartPod:
         )
         return result.stdout + result.stderr
 
+    def exec_output(self, *argv: str) -> str:
+        """stdout of a command run inside the main container (as its user)."""
+        return podman("exec", self._main().name, *argv, timeout=30).strip()
+
     def probe(self, kind: str) -> bool:
         """Run the container's `kind` probe (livenessProbe, readinessProbe, startupProbe)."""
         main = self._main()

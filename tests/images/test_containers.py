@@ -4,9 +4,9 @@ Every container gets the chart's args, env (rendered ConfigMap/Secret), security
 10001, read-only root filesystem with only the chart's emptyDir mounts writable, all
 capabilities dropped, no privilege escalation), memory limit and grace period, against a
 private database and Redis db of the test services. A job started through the containerised
-api completes in the containerised worker against the fake platform; beat ticks, records jobs
-and serves its metrics; SIGTERM stops each container cleanly within its grace period, letting
-the worker finish the job it is running.
+api completes in the containerised worker against the fake platform; beat ticks, records and
+sends its health check and serves its metrics; SIGTERM stops each container cleanly within its
+grace period, letting the worker finish the job it is running.
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ VALUES: dict[str, Any] = {
     "secrets": {"apiTokens": TOKEN},
     # The fake platform listens on 127.0.0.1; beat ticks often enough to be seen.
     "config": {"SCRAPER_ALLOW_PRIVATE_NETWORKS": True, "LOG_JSON": False},
-    "extraConfig": {"HEALTH_CHECK_INTERVAL_SECONDS": 2, "ORPHAN_CHECK_INTERVAL_SECONDS": 2},
+    "extraConfig": {"HEALTH_CHECK_INTERVAL_SECONDS": 2},
     "migrations": {"createDatabase": True},
 }
 MAX_IMAGE_BYTES = 400_000_000
-REQUEUE_TASK = "gristmill.requeue_orphaned_jobs"
+HEALTH_TASK = "gristmill.health_check"
+BEAT_HEARTBEAT = "/tmp/gristmill-beat.heartbeat"
 
 
 def _sample(text: str, metric: str, **labels: str) -> float:
@@ -203,18 +204,24 @@ def test_the_chart_release_runs_a_job_and_stops_cleanly(
             what="the worker's metrics to count the scrape",
         )
 
-        # Beat ticks: it sends the orphan check again and again (its own metrics, on the port
-        # the chart declares), records scheduled jobs, and its liveness probe passes.
+        # Beat ticks: it records its health_check job and sends it (its own metrics, on the port
+        # the chart declares), and keeps touching its heartbeat file, which the probe reads.
         scheduler_metrics = f"http://127.0.0.1:{release.ports['scheduler']}/metrics"
-
-        def requeues_sent() -> float:
-            return _sample(_get(scheduler_metrics), "celery_task_sent_total", name=REQUEUE_TASK)
-
-        wait_until(lambda: requeues_sent() >= 1, timeout=60, what="beat's first orphan check")
-        first = requeues_sent()
-        wait_until(lambda: requeues_sent() > first, timeout=30, what="beat to tick again")
+        wait_until(
+            lambda: (
+                _sample(_get(scheduler_metrics), "celery_task_sent_total", name=HEALTH_TASK) >= 1
+            ),
+            timeout=60,
+            what="beat to send its health check",
+        )
         health = client.get("/api/jobs", params={"job_type": "health_check"}).json()
         assert health["items"], "beat recorded no health_check job"
+        first_touch = scheduler.exec_output("stat", "-c", "%Y", BEAT_HEARTBEAT)
+        wait_until(
+            lambda: scheduler.exec_output("stat", "-c", "%Y", BEAT_HEARTBEAT) != first_touch,
+            timeout=30,
+            what="beat to tick again",
+        )
         assert scheduler.probe("livenessProbe"), scheduler.logs()
         assert worker.probe("livenessProbe"), worker.logs()
 
