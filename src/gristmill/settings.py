@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -77,10 +78,27 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # Process-local files and ports of the worker and beat (the chart mounts /tmp as an
+    # emptyDir: the only writable path of its read-only containers). Port 0 disables metrics.
+    worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
+    scheduler_metrics_port: int = Field(default=9809, ge=0, le=65535)
+    # Where a worker's pool processes keep their metric files; unset: a fresh directory under
+    # the temp dir. When set it must belong to one worker alone (its files are deleted at start).
+    prometheus_multiproc_dir: Path | None = None
+    worker_heartbeat_file: Path = Path("/tmp/gristmill-worker.heartbeat")
+    beat_heartbeat_file: Path = Path("/tmp/gristmill-beat.heartbeat")
+    beat_schedule_file: Path = Path("/tmp/gristmill-beat-schedule")
+
     @field_validator("api_tokens", "api_read_tokens", mode="before")
     @classmethod
     def _tokens_from_csv(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("prometheus_multiproc_dir", mode="before")
+    @classmethod
+    def _empty_dir_is_unset(cls, value: Any) -> Any:
+        # `PROMETHEUS_MULTIPROC_DIR=` (empty) means "not set", as prometheus_client reads it.
+        return None if value == "" else value
 
     @field_validator("daily_scrape_cron")
     @classmethod
