@@ -14,7 +14,7 @@ from gristmill.jobs.intake import JobIntake
 from gristmill.settings import Settings
 from services.api.errors import ForbiddenError, UnauthorizedError
 
-_bearer = HTTPBearer(auto_error=False, description="A token from API_TOKENS or API_READ_TOKENS")
+bearer = HTTPBearer(auto_error=False, description="A token from API_TOKENS or API_READ_TOKENS")
 
 
 async def get_settings_from_app(request: Request) -> Settings:
@@ -49,7 +49,7 @@ IntakeDep = Annotated[JobIntake, Depends(get_job_intake)]
 # thread-pool hop per dependency per request.
 async def _token_scope(
     settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise UnauthorizedError("missing bearer token: send 'Authorization: Bearer <token>'")

@@ -24,7 +24,8 @@ from gristmill.logging import configure_logging  # noqa: E402
 configure_logging(settings)
 configure_celery(settings)
 
-# Registers the tasks and the worker's metrics and heartbeat hooks.
+# Registers the tasks, the worker's metrics and heartbeat hooks, and the hard-limit handler.
+import services.worker.kills  # noqa: E402,F401
 import services.worker.signals  # noqa: E402,F401
 import services.worker.tasks  # noqa: E402,F401
 
