@@ -31,11 +31,13 @@ class FakePost:
 
 @dataclass(frozen=True)
 class FakeFailure:
-    """One canned error answer; `body` defaults to the platform's usual error JSON."""
+    """One canned answer; `body` defaults to the platform's usual error JSON. `headers` are
+    sent as well (e.g. Location for a redirect, RateLimit-* for a limit)."""
 
     status: int
     retry_after: str | None = None
     body: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

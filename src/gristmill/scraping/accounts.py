@@ -39,7 +39,7 @@ def load_account(session: Session, key: str) -> LoadedAccount:
 
 
 async def fetch_profile(settings: Settings, ref: AccountRef) -> ProfileSnapshot:
-    async with make_http_client(settings.scraper_timeout_seconds) as client:
+    async with make_http_client(settings) as client:
         scraper = get_scraper(
             ref.platform, client, allow_private_networks=settings.scraper_allow_private_networks
         )

@@ -54,8 +54,7 @@ async def _fetch_all(
     client_count = max(1, math.ceil(settings.scraper_concurrency / REQUESTS_PER_CLIENT))
     async with contextlib.AsyncExitStack() as stack:
         clients = [
-            await stack.enter_async_context(make_http_client(settings.scraper_timeout_seconds))
-            for _ in range(client_count)
+            await stack.enter_async_context(make_http_client(settings)) for _ in range(client_count)
         ]
 
         async def one(index: int, account: LoadedAccount) -> ProfileSnapshot:

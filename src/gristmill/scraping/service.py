@@ -62,7 +62,7 @@ def backfill_account(ctx: JobContext, account_key: str, days: int) -> dict[str, 
     summary: dict[str, Any] = {"account_key": account_key, "days": days, "pages": 0}
 
     async def page_through() -> None:
-        async with make_http_client(ctx.settings.scraper_timeout_seconds) as client:
+        async with make_http_client(ctx.settings) as client:
             scraper = get_scraper(
                 account.ref.platform,
                 client,
