@@ -126,7 +126,8 @@ redis.call('HINCRBY', key, 'opened_count', 1)
 return {'open', cooldown, 1}
 """
 
-# KEYS: host hash. ARGV: pause (ms), reason. Keeps the later of the current and new pause.
+# KEYS: host hash. ARGV: pause (ms), reason. Keeps the later of the current and new pause;
+# returns {ms until it ends}.
 PAUSE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -134,9 +135,9 @@ local wanted = now + tonumber(ARGV[1])
 local current = tonumber(redis.call('HGET', KEYS[1], 'paused_until')) or 0
 if wanted > current then
   redis.call('HSET', KEYS[1], 'paused_until', wanted, 'pause_reason', ARGV[2])
-  return wanted - now
+  return {wanted - now}
 end
-return current - now
+return {current - now}
 """
 
 
