@@ -183,3 +183,14 @@ def test_every_platform_has_limits() -> None:
     settings = Settings.model_validate({})
     assert platform_limits(settings, "mastodon").requests_per_second == 1.0
     assert platform_limits(settings, "bluesky").burst == 50
+
+
+def test_hundreds_of_requests_in_flight_share_a_few_redis_connections(
+    fake: FakePlatform, redis_url: str
+) -> None:
+    settings = guard_settings(redis_url)
+    before = GUARD_UNAVAILABLE._value.get()
+    outcomes = fetch_all(settings, _accounts(fake, 300))
+    assert all(isinstance(outcome, ProfileSnapshot) for outcome in outcomes)
+    # Every request was guarded: none went out because Redis refused a connection.
+    assert GUARD_UNAVAILABLE._value.get() == before

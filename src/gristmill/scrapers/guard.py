@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 # of the scrapers' own) are not guarded.
 PLATFORM_EXTENSION = "gristmill.platform"
 REDIS_TIMEOUT_SECONDS = 2.0
+REDIS_CONNECTIONS = 32
 _WARN_EVERY_SECONDS = 30.0
 _MAX_FAILURE_TEXT = 200
 
@@ -141,11 +142,16 @@ class HostGuard:
         if self._redis is None or self._loop is not loop:
             # Connections belong to the loop they were opened on; one from a finished loop
             # cannot be reused, so a new loop gets a new client.
-            self._redis = redis.asyncio.Redis.from_url(
+            # Hundreds of requests in flight share a few connections: a caller waits for a
+            # free one (the calls take well under a millisecond) instead of failing.
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
                 self.config.redis_url,
+                max_connections=REDIS_CONNECTIONS,
+                timeout=REDIS_TIMEOUT_SECONDS,
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             )
+            self._redis = redis.asyncio.Redis(connection_pool=pool)
             self._scripts = [self._redis.register_script(s) for s in (ADMIT, REPORT, PAUSE)]
             self._loop = loop
         return self._redis
