@@ -135,9 +135,9 @@ def test_exhausted_ratelimit_headers_pause_every_worker(fake: FakePlatform, redi
 def test_unreachable_redis_lets_requests_through_unguarded(fake: FakePlatform) -> None:
     settings = guard_settings("redis://127.0.0.1:1/0")
     [alice] = _accounts(fake, 1)
-    before = GUARD_UNAVAILABLE._value.get()
+    before = GUARD_UNAVAILABLE.labels("mastodon")._value.get()
     assert fetch_one(settings, alice) == ProfileSnapshot(followers=0, following=0, posts=0)
-    assert GUARD_UNAVAILABLE._value.get() == before + 1
+    assert GUARD_UNAVAILABLE.labels("mastodon")._value.get() == before + 1
 
 
 @pytest.mark.parametrize(
@@ -189,8 +189,8 @@ def test_hundreds_of_requests_in_flight_share_a_few_redis_connections(
     fake: FakePlatform, redis_url: str
 ) -> None:
     settings = guard_settings(redis_url)
-    before = GUARD_UNAVAILABLE._value.get()
+    before = GUARD_UNAVAILABLE.labels("mastodon")._value.get()
     outcomes = fetch_all(settings, _accounts(fake, 300))
     assert all(isinstance(outcome, ProfileSnapshot) for outcome in outcomes)
     # Every request was guarded: none went out because Redis refused a connection.
-    assert GUARD_UNAVAILABLE._value.get() == before
+    assert GUARD_UNAVAILABLE.labels("mastodon")._value.get() == before

@@ -71,9 +71,12 @@ PAUSES = Counter(
     "Answers that paused their host for every worker (Retry-After, exhausted RateLimit).",
     ["platform", "reason"],
 )
+# Every metric here has labels, so none creates a value at import: in a prefork worker the
+# multiprocess directory may not exist yet then.
 GUARD_UNAVAILABLE = Counter(
     "gristmill_platform_guard_unavailable",
-    "Requests sent unguarded because the rate limit and breaker state in Redis was unreachable.",
+    "Guard calls that found Redis unreachable; their requests went out unguarded.",
+    ["platform"],
 )
 
 _REASON_TEXT = {
@@ -157,13 +160,13 @@ class HostGuard:
         return self._redis
 
     async def _run(
-        self, index: int, keys: list[str], args: list[str | int | float]
+        self, platform: str, index: int, keys: list[str], args: list[str | int | float]
     ) -> list[object] | None:
         self._client()
         try:
             result = await self._scripts[index](keys=keys, args=args)
         except (redis.RedisError, OSError) as exc:
-            GUARD_UNAVAILABLE.inc()
+            GUARD_UNAVAILABLE.labels(platform).inc()
             now = time.monotonic()
             if now - self._warned_at > _WARN_EVERY_SECONDS:
                 self._warned_at = now
@@ -180,6 +183,7 @@ class HostGuard:
         """Wait for the host's turn, or raise PlatformDeferredError. None: Redis is out."""
         limits = self._limits.get(platform, PlatformLimits(0.0, 1))
         result = await self._run(
+            platform,
             0,
             [host_key(host), HOSTS_KEY],
             [
@@ -223,6 +227,7 @@ class HostGuard:
         if self.config.failure_threshold <= 0:
             return None
         result = await self._run(
+            admission.platform,
             1,
             [host_key(admission.host)],
             [
@@ -252,11 +257,13 @@ class HostGuard:
 
     async def succeeded(self, admission: Admission) -> None:
         if admission.report_success and self.config.failure_threshold > 0:
-            await self._run(1, [host_key(admission.host)], ["ok", 0, 0, 0, 0, ""])
+            await self._run(
+                admission.platform, 1, [host_key(admission.host)], ["ok", 0, 0, 0, 0, ""]
+            )
 
     async def pause(self, admission: Admission, seconds: float, reason: str) -> None:
         PAUSES.labels(admission.platform, reason).inc()
-        await self._run(2, [host_key(admission.host)], [_ms(seconds), reason])
+        await self._run(admission.platform, 2, [host_key(admission.host)], [_ms(seconds), reason])
 
 
 _guards_lock = threading.Lock()
