@@ -21,11 +21,20 @@ def test_platforms_lists_each_hosts_breaker_and_rate_limit(
 
     body = api.get("/api/platforms").json()
 
+    settings = api_settings
     assert body["limits"] == {
-        "mastodon": {"requests_per_second": 1.0, "burst": 20},
-        "bluesky": {"requests_per_second": 10.0, "burst": 50},
+        name: {
+            "requests_per_second": getattr(settings, f"scraper_{name}_requests_per_second"),
+            "burst": getattr(settings, f"scraper_{name}_burst"),
+        }
+        for name in ("mastodon", "bluesky")
     }
-    assert body["breaker"]["failure_threshold"] == 5
+    assert body["breaker"] == {
+        "failure_threshold": settings.scraper_breaker_failure_threshold,
+        "window_seconds": settings.scraper_breaker_window_seconds,
+        "open_seconds": settings.scraper_breaker_open_seconds,
+        "max_open_seconds": settings.scraper_breaker_max_open_seconds,
+    }
     down, bsky = body["hosts"]
     assert down["host"] == "down.example"
     assert down["platform"] == "mastodon"
@@ -36,8 +45,9 @@ def test_platforms_lists_each_hosts_breaker_and_rate_limit(
     opens = datetime.fromisoformat(down["circuit"]["open_until"])
     assert 20 <= (opens - datetime.now(UTC)).total_seconds() <= 31
     assert down["rate_limit"]["paused_until"] is None
-    # Five admissions took five of the twenty tokens (refilling at 1/s since).
-    assert 15 <= down["rate_limit"]["tokens"] <= 20
+    # Five admissions took five tokens of the full bucket (refilling since).
+    burst = settings.scraper_mastodon_burst
+    assert burst - 5 <= down["rate_limit"]["tokens"] <= burst
     assert bsky["host"] == "public.api.bsky.app"
     assert bsky["circuit"]["state"] == "closed"
     assert bsky["rate_limit"]["pause_reason"] == "retry_after"
