@@ -16,7 +16,7 @@ from services.api.errors import ForbiddenError, UnauthorizedError
 _bearer = HTTPBearer(auto_error=False, description="A token from API_TOKENS or API_READ_TOKENS")
 
 
-def get_settings_from_app(request: Request) -> Settings:
+async def get_settings_from_app(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -34,7 +34,9 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def _token_scope(
+# Auth dependencies are `async def` on purpose: they do no I/O, and a plain `def` would cost a
+# thread-pool hop per dependency per request.
+async def _token_scope(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
@@ -46,11 +48,11 @@ def _token_scope(
     return scope
 
 
-def require_read(scope: Annotated[str, Depends(_token_scope)]) -> str:
+async def require_read(scope: Annotated[str, Depends(_token_scope)]) -> str:
     return scope
 
 
-def require_write(scope: Annotated[str, Depends(_token_scope)]) -> str:
+async def require_write(scope: Annotated[str, Depends(_token_scope)]) -> str:
     if scope != "write":
         raise ForbiddenError("this token is read-only; writing needs a token from API_TOKENS")
     return scope

@@ -7,7 +7,7 @@ from typing import Any
 from celery.schedules import crontab, schedule
 
 from gristmill.cron import parse_cron
-from gristmill.jobs.types import JOB_TYPES, REQUEUE_ORPHANS_TASK, JobType
+from gristmill.jobs.types import JOB_TYPES, JobType
 from gristmill.settings import Settings
 
 WEEKLY_BACKFILL_CHECK = crontab(minute="0", hour="3", day_of_week="sun")
@@ -31,12 +31,5 @@ def build_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "health-check": {
             "task": JOB_TYPES[JobType.HEALTH_CHECK].task_name,
             "schedule": schedule(settings.health_check_interval_seconds),
-        },
-        # Plumbing, not a job: finds jobs whose worker was killed and sends them again.
-        "requeue-orphaned-jobs": {
-            "task": REQUEUE_ORPHANS_TASK,
-            "schedule": schedule(settings.orphan_check_interval_seconds),
-            # Most urgent: it must not wait behind a bulk scrape's batches to rescue a job.
-            "options": {"expires": settings.orphan_check_interval_seconds, "priority": 0},
         },
     }

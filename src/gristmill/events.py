@@ -36,6 +36,7 @@ from prometheus_client import Counter
 from sqlalchemy.orm import Session
 
 from gristmill.db import call_after_commit
+from gristmill.jobs.models import Job
 
 logger = logging.getLogger(__name__)
 
@@ -199,3 +200,19 @@ def publish_after_commit(session: Session, events: Iterable[JobEvent]) -> None:
     if publisher is None or not batch:
         return
     call_after_commit(session, lambda: publisher.submit(batch))
+
+
+def job_event(job: Job, change: JobChange) -> JobEvent:
+    return JobEvent(
+        change=change,
+        job_id=job.job_id,
+        job_type=job.job_type,
+        status=job.status,
+        progress=job.progress,
+        account_key=job.account_key,
+        parent_job_id=job.parent_job_id,
+    )
+
+
+def publish_jobs(session: Session, jobs: Iterable[Job], change: JobChange) -> None:
+    publish_after_commit(session, (job_event(job, change) for job in jobs))

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 def _start(database: Database, job_type: JobType) -> str:
     with database.transaction() as session:
-        return str(create_job(session, job_type).job_id)
+        return str(create_job(session, job_type).job.job_id)
 
 
 def test_health_check_job_checks_database_redis_and_workers(
