@@ -19,7 +19,7 @@ from sqlalchemy import text
 from gristmill.accounts.models import Account
 from gristmill.db import Database
 from gristmill.migrations.runner import create_database, drop_database, upgrade
-from tests.fakeplatform import FakePlatform
+from tests.fakeplatform import FAKE_PLATFORM_LIMITS, FakePlatform
 from tests.support.services import (
     private_database_url,
     private_redis_url,
@@ -134,10 +134,7 @@ def main() -> None:
             "REDIS_URL": redis_url,
             "API_TOKENS": "bench-token",
             "SCRAPER_ALLOW_PRIVATE_NETWORKS": "true",
-            # One fake host serves every account; keep the shared limiter in the path (its
-            # cost is part of the figure) without letting it throttle.
-            "SCRAPER_MASTODON_REQUESTS_PER_SECOND": "100000",
-            "SCRAPER_MASTODON_BURST": "100000",
+            **FAKE_PLATFORM_LIMITS,
             "LOG_LEVEL": "WARNING",
             "PORT": str(free_port()),
             "WORKER_METRICS_PORT": "0",

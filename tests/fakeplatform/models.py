@@ -8,6 +8,16 @@ from typing import Any
 
 FAKE_MASTODON_DOMAIN = "fake.social"
 
+# Every fake account of either platform lives on one host, the fake platform, where the
+# real platforms' per-host limits would throttle any bulk test. Processes scraping it get
+# these settings; the limiter stays in the path without slowing anything down.
+FAKE_PLATFORM_LIMITS: dict[str, str] = {
+    "SCRAPER_MASTODON_REQUESTS_PER_SECOND": "100000",
+    "SCRAPER_MASTODON_BURST": "100000",
+    "SCRAPER_BLUESKY_REQUESTS_PER_SECOND": "100000",
+    "SCRAPER_BLUESKY_BURST": "100000",
+}
+
 
 @dataclass(frozen=True)
 class FakePost:

@@ -28,11 +28,17 @@ def host_key(host: str) -> str:
     return f"{KEY_PREFIX}{host}"
 
 
+# Redis 7 replicates a script's effects, so reading TIME before writing is allowed; Redis 6
+# needs to be asked (pcall: the call is deprecated and may disappear).
+_CLOCK = """pcall(redis.replicate_commands)
+local t = redis.call('TIME')"""
+
 # KEYS: host hash, hosts set. ARGV: host, platform, rate (tokens/s, 0 = none), burst,
 # max inline wait (ms), probe lease (ms), idle ttl (ms).
 # Returns {verdict (0 go, 1 defer), wait ms, reason, flags (1 probe, 2 report a success)}.
-ADMIT = """
-local t = redis.call('TIME')
+ADMIT = (
+    _CLOCK
+    + """
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local key = KEYS[1]
 local rate, burst = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -83,11 +89,13 @@ local flags = probe
 if state ~= 'closed' or failures > 0 then flags = flags + 2 end
 return {0, wait, 'ok', flags}
 """
+)
 
 # KEYS: host hash. ARGV: 'ok' | 'fail', threshold, window (ms), open (ms), max open (ms),
 # failure text. Returns {state after, ms until the circuit may be probed, 1 if this opened it}.
-REPORT = """
-local t = redis.call('TIME')
+REPORT = (
+    _CLOCK
+    + """
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local key = KEYS[1]
 local f = redis.call('HMGET', key, 'state', 'failures', 'window_start', 'cooldown',
@@ -125,11 +133,13 @@ redis.call('HSET', key, 'state', 'open', 'open_until', now + cooldown, 'cooldown
 redis.call('HINCRBY', key, 'opened_count', 1)
 return {'open', cooldown, 1}
 """
+)
 
 # KEYS: host hash. ARGV: pause (ms), reason. Keeps the later of the current and new pause;
 # returns {ms until it ends}.
-PAUSE = """
-local t = redis.call('TIME')
+PAUSE = (
+    _CLOCK
+    + """
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local wanted = now + tonumber(ARGV[1])
 local current = tonumber(redis.call('HGET', KEYS[1], 'paused_until')) or 0
@@ -139,6 +149,7 @@ if wanted > current then
 end
 return {current - now}
 """
+)
 
 
 @dataclass(frozen=True)
