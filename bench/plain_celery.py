@@ -1,8 +1,9 @@
 """The plain peer of Gristmill's workers: a Celery no-op task with the same pool settings.
 
 Prefork, `acks_late`, prefetch 1, JSON, the Redis broker: what Gristmill's workers use,
-without any job bookkeeping. The task records when it started (Redis list `STARTS_KEY`), so
-`make bench` measures both drain throughput and enqueue-to-start latency.
+without any job bookkeeping. Drained, it does nothing at all (the benchmark watches the queue
+empty); given `sent_at`, it records how long after sending it started (Redis list
+`LATENCIES_KEY`), for the enqueue-to-start latency.
 
     celery -A bench.plain_celery worker --queues plain-bench --concurrency 2 --pool prefork
 """
@@ -18,7 +19,7 @@ from celery.signals import worker_process_init
 
 from bench.plain_api import QUEUE, TASK_NAME
 
-STARTS_KEY = "plain-bench:starts"
+LATENCIES_KEY = "plain-bench:latencies"
 
 app = Celery("plain", broker=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"))
 app.conf.update(
@@ -42,4 +43,4 @@ def _connect(**_: object) -> None:
 @app.task(name=TASK_NAME)
 def noop(account_key: str = "", sent_at: float | None = None) -> None:
     if sent_at is not None and _redis is not None:
-        _redis.rpush(STARTS_KEY, time.time() - sent_at)
+        _redis.rpush(LATENCIES_KEY, time.time() - sent_at)

@@ -12,6 +12,7 @@ from gristmill.celery_app import configure_celery
 from gristmill.db import init_database
 from gristmill.events import init_event_publisher
 from gristmill.jobs.dispatch import start_dispatcher, stop_dispatcher
+from gristmill.jobs.intake import JobIntake
 from gristmill.logging import configure_logging
 from gristmill.observability.publish import install_publish_metrics
 from gristmill.settings import Settings, get_settings
@@ -40,7 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = init_database(settings, pool_size=10)
         init_event_publisher(settings.redis_url.get_secret_value())
         start_dispatcher(settings, lambda: database, relay=True)
+        app.state.job_intake = JobIntake(lambda: database)
         yield
+        app.state.job_intake.stop()
         stop_dispatcher()
         database.dispose()
 

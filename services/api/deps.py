@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from gristmill.db import get_database
+from gristmill.jobs.intake import JobIntake
 from gristmill.settings import Settings
 from services.api.errors import ForbiddenError, UnauthorizedError
 
@@ -32,6 +33,16 @@ def get_session() -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+async def get_job_intake(request: Request) -> JobIntake:
+    """The api's group commit for starts (gristmill.jobs.intake): the intake, not the request,
+    owns the transaction that starts a job, shared with the requests batched with it."""
+    intake: JobIntake = request.app.state.job_intake
+    return intake
+
+
+IntakeDep = Annotated[JobIntake, Depends(get_job_intake)]
 
 
 # Auth dependencies are `async def` on purpose: they do no I/O, and a plain `def` would cost a

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from gristmill.db import get_database
 from gristmill.jobs.models import ScheduleRun
-from gristmill.jobs.service import create_job
+from gristmill.jobs.starts import create_job
 from gristmill.jobs.types import JOB_TYPES, JobType
 from gristmill.schedule_slots import slot_of
 

@@ -23,7 +23,8 @@ from gristmill.jobs.lifecycle import (
 )
 from gristmill.jobs.models import DeadLetter, Job
 from gristmill.jobs.orphans import requeue_orphaned_jobs
-from gristmill.jobs.service import cancel_job, create_job
+from gristmill.jobs.service import cancel_job
+from gristmill.jobs.starts import create_job
 from gristmill.jobs.types import Attempt, JobStatus, JobType
 from gristmill.settings import Settings
 from tests.factories import make_job

@@ -33,8 +33,11 @@ def _parent_with_children(database: Database, count: int) -> tuple[uuid.UUID, li
             for i in range(count)
         ]
         session.execute(insert(Job), rows)
-        claimed = claim_jobs(session, [row["job_id"] for row in rows])
-        return parent.job_id, [Attempt(job.job_id, job.attempts) for job in claimed]
+        claimed = {job.job_id: job for job in claim_jobs(session, [row["job_id"] for row in rows])}
+        # In the children's order (k00000, k00001, ...), whatever order the claim returned.
+        return parent.job_id, [
+            Attempt(row["job_id"], claimed[row["job_id"]].attempts) for row in rows
+        ]
 
 
 def _job(database: Database, job_id: uuid.UUID) -> Job:

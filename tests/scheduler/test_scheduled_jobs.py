@@ -13,7 +13,7 @@ from gristmill.accounts.models import Account
 from gristmill.clock import utc_now, utc_today
 from gristmill.db import Database
 from gristmill.jobs.models import Job
-from gristmill.jobs.service import create_job
+from gristmill.jobs.starts import create_job
 from gristmill.jobs.types import JobStatus, JobType
 from gristmill.metrics.models import DailyActivityRow
 from tests.factories import make_job

@@ -197,7 +197,7 @@ def test_a_job_committed_by_a_process_killed_before_it_sent_runs(
         "from gristmill.events import init_event_publisher\n"
         "from gristmill.celery_app import configure_celery\n"
         "from gristmill.jobs.dispatch import start_dispatcher\n"
-        "from gristmill.jobs.service import start_scrape_account\n"
+        "from gristmill.jobs.starts import scrape_account, start_one\n"
         "from gristmill.settings import get_settings\n"
         "settings = get_settings()\n"
         "configure_celery(settings)\n"
@@ -205,7 +205,7 @@ def test_a_job_committed_by_a_process_killed_before_it_sent_runs(
         "start_dispatcher(settings, lambda: database, relay=False)\n"
         "with database.transaction() as session:\n"
         "    call_after_commit(session, lambda: os.kill(os.getpid(), signal.SIGKILL))\n"
-        f"    print(start_scrape_account(session, {key!r}).job.job_id, flush=True)\n"
+        f"    print(start_one(session, scrape_account({key!r})).job.job_id, flush=True)\n"
     )
     died = subprocess.run(
         [sys.executable, "-c", script],

@@ -5,12 +5,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from gristmill.jobs import service
+from gristmill.jobs import service, starts
 from gristmill.jobs.cursor import MAX_PAGE_SIZE
 from gristmill.jobs.schemas import BackfillRequest, DeadLetterPage, DeadLetterRead, JobPage, JobRead
-from gristmill.jobs.service import StartedJob
+from gristmill.jobs.starts import StartedJob
 from gristmill.jobs.types import JobStatus, JobType
-from services.api.deps import ReadAuth, SessionDep, WriteAuth
+from services.api.deps import IntakeDep, ReadAuth, SessionDep, WriteAuth
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
@@ -40,9 +40,11 @@ def _started(started: StartedJob, response: Response) -> JobRead:
 @router.post(
     "/jobs/scrape-all", dependencies=[WriteAuth], status_code=ACCEPTED, responses=_DUPLICATE
 )
-def start_scrape_all(session: SessionDep, response: Response, force: ForceQuery = False) -> JobRead:
+async def start_scrape_all(
+    intake: IntakeDep, response: Response, force: ForceQuery = False
+) -> JobRead:
     """Scrape every active account: one child job per account, spread over the workers."""
-    return _started(service.start_scrape_all(session, force=force), response)
+    return _started(await intake.start(starts.scrape_all(force=force)), response)
 
 
 @router.post(
@@ -52,9 +54,9 @@ def start_scrape_all(session: SessionDep, response: Response, force: ForceQuery 
     status_code=ACCEPTED,
     responses=_DUPLICATE,
 )
-def run_scraper(session: SessionDep, response: Response, force: ForceQuery = False) -> JobRead:
+async def run_scraper(intake: IntakeDep, response: Response, force: ForceQuery = False) -> JobRead:
     """Alias of `POST /api/jobs/scrape-all`, kept for existing clients."""
-    return _started(service.start_scrape_all(session, force=force), response)
+    return _started(await intake.start(starts.scrape_all(force=force)), response)
 
 
 @router.post(
@@ -63,10 +65,10 @@ def run_scraper(session: SessionDep, response: Response, force: ForceQuery = Fal
     status_code=ACCEPTED,
     responses=_DUPLICATE,
 )
-def start_scrape_account(
-    account_key: str, session: SessionDep, response: Response, force: ForceQuery = False
+async def start_scrape_account(
+    account_key: str, intake: IntakeDep, response: Response, force: ForceQuery = False
 ) -> JobRead:
-    return _started(service.start_scrape_account(session, account_key, force=force), response)
+    return _started(await intake.start(starts.scrape_account(account_key, force=force)), response)
 
 
 @router.post(
@@ -75,10 +77,10 @@ def start_scrape_account(
     status_code=ACCEPTED,
     responses=_DUPLICATE,
 )
-def start_scrape_platform(
-    platform: str, session: SessionDep, response: Response, force: ForceQuery = False
+async def start_scrape_platform(
+    platform: str, intake: IntakeDep, response: Response, force: ForceQuery = False
 ) -> JobRead:
-    return _started(service.start_scrape_platform(session, platform, force=force), response)
+    return _started(await intake.start(starts.scrape_platform(platform, force=force)), response)
 
 
 @router.post(
@@ -87,16 +89,16 @@ def start_scrape_platform(
     status_code=ACCEPTED,
     responses=_DUPLICATE,
 )
-def start_backfill_account(
+async def start_backfill_account(
     account_key: str,
     body: BackfillRequest,
-    session: SessionDep,
+    intake: IntakeDep,
     response: Response,
     force: ForceQuery = False,
 ) -> JobRead:
     """Collect per-day activity for the `days` UTC dates ending today (1-365)."""
-    started = service.start_backfill_account(session, account_key, body.days, force=force)
-    return _started(started, response)
+    request = starts.backfill_account(account_key, body.days, force=force)
+    return _started(await intake.start(request), response)
 
 
 @router.get("/jobs", dependencies=[ReadAuth])

@@ -12,6 +12,7 @@ is back.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -52,10 +53,15 @@ JOBS_SENT = Counter(
     "Jobs handed to the broker, by path: fast (right after commit) or relay.",
     ["path"],
 )
-BROKER_RESETS = Counter(
-    "gristmill_broker_data_loss",
-    "Times the relay found the broker's epoch gone and marked every pending job unsent.",
-)
+
+
+@functools.cache
+def broker_resets() -> Counter:
+    # Made with the first dispatcher, not at import (see gristmill.events.events_dropped).
+    return Counter(
+        "gristmill_broker_data_loss",
+        "Times the relay found the broker's epoch gone and marked every pending job unsent.",
+    )
 
 
 @dataclass(frozen=True)
@@ -102,19 +108,35 @@ def task_messages(jobs: Sequence[OutboxJob], batch_size: int) -> list[TaskMessag
 
 
 def publish(messages: Sequence[TaskMessage]) -> None:
-    """Send `messages` through one producer and one Redis pipeline."""
+    """Send `messages` through one producer and one Redis pipeline.
+
+    Celery's own message format and publishing (`amqp.create_task_message`,
+    `amqp.send_task_message`, so the publish signals and metrics fire), without `send_task`'s
+    per-message routing and result-backend set-up: Gristmill routes each job itself and never
+    reads results. Straight to the queue's Redis list (the default exchange), so a broker that
+    lost its bindings with its data still receives messages.
+    """
+    amqp = celery_app.amqp
     with celery_app.producer_or_acquire() as producer, producer.batch():
         for message in messages:
-            celery_app.send_task(
+            task_message = amqp.create_task_message(
+                message.task_id,
                 message.task_name,
-                kwargs=message.kwargs,
-                task_id=message.task_id,
+                (),
+                message.kwargs,
+                # What Flower shows; repr() is cheap where Celery's saferepr is not.
+                argsrepr="()",
+                kwargsrepr=repr(message.kwargs)[:1024],
+                ignore_result=True,
+            )
+            amqp.send_task_message(
+                producer,
+                message.task_name,
+                task_message,
+                exchange="",
+                routing_key=message.queue,
                 queue=message.queue,
                 priority=message.priority,
-                producer=producer,
-                # Results are never read; without this Celery subscribes to a result channel
-                # for every message it sends.
-                ignore_result=True,
             )
 
 
@@ -149,6 +171,7 @@ class Dispatcher:
     ) -> None:
         self._settings = settings
         self._database = database
+        broker_resets()
         self._relay = relay
         self._publish = publisher
         self._epoch = BrokerEpoch(settings.broker_url)
@@ -201,7 +224,7 @@ class Dispatcher:
         with database.transaction() as session:
             reset = outbox.adopt_broker_epoch(session, epoch)
         if reset:
-            BROKER_RESETS.inc()
+            broker_resets().inc()
             logger.warning(
                 "the broker lost its data (epoch %s is new): %d pending jobs will be sent again",
                 epoch,

@@ -120,14 +120,6 @@ def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> list[Job]:
     return jobs
 
 
-def active_duplicate(session: Session, key: str) -> Job | None:
-    return session.scalars(
-        select(Job).where(
-            Job.dedupe_key == key, Job.status.in_([s.value for s in UNFINISHED_STATUSES])
-        )
-    ).first()
-
-
 # --- a worker's transitions ------------------------------------------------------------------
 
 

@@ -22,8 +22,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from gristmill.db import Base
 from gristmill.jobs.types import JobStatus, JobType
 
-# Which jobs take part in start de-duplication; ON CONFLICT repeats it to infer the index.
+# Predicates of partial indexes, spelled the same in queries (as literals, not parameters) so
+# that PostgreSQL proves them from the query even with a generic plan and uses the index.
 ACTIVE_DEDUPE_PREDICATE = "dedupe_key IS NOT NULL AND status IN ('pending', 'running')"
+UNSENT_PREDICATE = "status = 'pending' AND enqueued_at IS NULL"
+FINISHED_TOP_LEVEL_PREDICATE = (
+    "parent_job_id IS NULL AND status IN ('completed', 'failed', 'cancelled')"
+)
 
 
 def _in_list(column: str, values: list[str]) -> str:
@@ -90,11 +95,7 @@ class Job(Base):
             "heartbeat_at",
             postgresql_where=text("status = 'running'"),
         ),
-        Index(
-            "ix_jobs_unsent",
-            "created_at",
-            postgresql_where=text("status = 'pending' AND enqueued_at IS NULL"),
-        ),
+        Index("ix_jobs_unsent", "created_at", postgresql_where=text(UNSENT_PREDICATE)),
         Index(
             "uq_jobs_active_dedupe",
             "dedupe_key",
@@ -105,9 +106,7 @@ class Job(Base):
         Index(
             "ix_jobs_finished_top_level",
             "completed_at",
-            postgresql_where=text(
-                "parent_job_id IS NULL AND status IN ('completed', 'failed', 'cancelled')"
-            ),
+            postgresql_where=text(FINISHED_TOP_LEVEL_PREDICATE),
         ),
     )
 

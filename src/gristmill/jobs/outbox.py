@@ -21,16 +21,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from gristmill.clock import utc_now
 from gristmill.db import call_after_commit
-from gristmill.jobs.models import BrokerEpoch, Job
+from gristmill.jobs.models import UNSENT_PREDICATE, BrokerEpoch, Job
 from gristmill.jobs.types import JobStatus
 
-UNSENT = and_(Job.status == JobStatus.PENDING.value, Job.enqueued_at.is_(None))
+UNSENT = text(UNSENT_PREDICATE)
 # Jobs this young are left to the fast path of the process that created them.
 FAST_PATH_GRACE_SECONDS = 2.0
 

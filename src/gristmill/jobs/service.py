@@ -1,106 +1,26 @@
-"""Starting, reading, cancelling, deleting and re-running jobs: what people (api, CLI) do."""
+"""Reading, cancelling, deleting and re-running jobs: what people (api, CLI) do.
+
+Starting jobs is in jobs/starts.py."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gristmill.accounts.service import get_account
 from gristmill.clock import utc_now
-from gristmill.errors import ConflictError, InvalidInputError, NotFoundError
+from gristmill.errors import ConflictError, NotFoundError
 from gristmill.jobs.cursor import newest_first_page
-from gristmill.jobs.lifecycle import active_duplicate, cancel_job_tree, insert_jobs, job_row
+from gristmill.jobs.lifecycle import cancel_job_tree
 from gristmill.jobs.models import DeadLetter, Job
+from gristmill.jobs.starts import StartedJob, create_job
 from gristmill.jobs.types import (
     FINISHED_STATUSES,
     JobStatus,
     JobType,
 )
-from gristmill.scrapers import PLATFORMS
-
-
-@dataclass(frozen=True)
-class StartedJob:
-    """A start's answer: the job, and whether this start created it (False: an identical job
-    was already pending or running and is returned instead)."""
-
-    job: Job
-    created: bool
-
-
-def create_job(
-    session: Session,
-    job_type: JobType,
-    *,
-    params: dict[str, Any] | None = None,
-    account_key: str | None = None,
-    retry_of_job_id: uuid.UUID | None = None,
-    force: bool = False,
-) -> StartedJob:
-    """Insert a pending job, sent once the caller's transaction commits. Unless `force`, a
-    job of the same type and parameters that is still pending or running is returned
-    instead of starting a second one."""
-    row = job_row(
-        job_type,
-        params=params,
-        account_key=account_key,
-        retry_of_job_id=retry_of_job_id,
-        deduplicate=not force,
-    )
-    # The unique index decides between concurrent identical starts; the loser reads the
-    # winner's job, unless it ended in between, then it tries again.
-    for _ in range(3):
-        inserted = insert_jobs(session, [row])
-        if inserted:
-            return StartedJob(inserted[0], created=True)
-        existing = active_duplicate(session, row["dedupe_key"])
-        if existing is not None:
-            return StartedJob(existing, created=False)
-    raise ConflictError(f"an identical {job_type.value} job keeps starting and ending; retry")
-
-
-def start_scrape_account(session: Session, account_key: str, *, force: bool = False) -> StartedJob:
-    account = get_account(session, account_key)
-    if not account.active:
-        raise ConflictError(f"account {account_key!r} is inactive")
-    return create_job(
-        session,
-        JobType.SCRAPE_ACCOUNT,
-        params={"account_key": account.key},
-        account_key=account.key,
-        force=force,
-    )
-
-
-def start_backfill_account(
-    session: Session, account_key: str, days: int, *, force: bool = False
-) -> StartedJob:
-    if not 1 <= days <= 365:
-        raise InvalidInputError("days must be between 1 and 365")
-    account = get_account(session, account_key)
-    return create_job(
-        session,
-        JobType.BACKFILL_ACCOUNT,
-        params={"account_key": account.key, "days": days},
-        account_key=account.key,
-        force=force,
-    )
-
-
-def start_scrape_all(session: Session, *, force: bool = False) -> StartedJob:
-    return create_job(session, JobType.SCRAPE_ALL, force=force)
-
-
-def start_scrape_platform(session: Session, platform: str, *, force: bool = False) -> StartedJob:
-    if platform not in PLATFORMS:
-        raise InvalidInputError(
-            f"unknown platform {platform!r}; expected one of: {', '.join(PLATFORMS)}"
-        )
-    return create_job(session, JobType.SCRAPE_PLATFORM, params={"platform": platform}, force=force)
 
 
 def get_job(session: Session, job_id: uuid.UUID, *, for_update: bool = False) -> Job:
