@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -96,9 +97,15 @@ def test_one_probe_at_a_time_and_a_failed_probe_doubles_the_wait(
         timeout=5,
         what="the circuit to allow a probe",
     )
-    # The probe (alice) is slow and fails; bob, asking meanwhile, must wait for it.
-    fake.set_latency(0.5, "alice")
-    probe, other = fetch_all(settings, [alice, bob])
+    # The probe (alice) is slow and fails; bob, asking while it is in flight, must wait.
+    fake.set_latency(1.0, "alice")
+    outcomes: list[object] = []
+    probing = threading.Thread(target=lambda: outcomes.extend(fetch_all(settings, [alice])))
+    probing.start()
+    wait_until(lambda: fake.request_count("alice") == 3, timeout=5, what="the probe to arrive")
+    [other] = fetch_all(settings, [bob])
+    probing.join(10)
+    [probe] = outcomes
     assert isinstance(probe, PlatformDeferredError)
     assert isinstance(other, PlatformDeferredError)
     assert "half-open" in str(other)

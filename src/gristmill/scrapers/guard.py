@@ -47,6 +47,9 @@ logger = logging.getLogger(__name__)
 PLATFORM_EXTENSION = "gristmill.platform"
 REDIS_TIMEOUT_SECONDS = 2.0
 REDIS_CONNECTIONS = 32
+# Waiting for one of those connections is still better than going unguarded; only a Redis
+# that does not answer (REDIS_TIMEOUT_SECONDS per call) lets requests through unguarded.
+POOL_WAIT_SECONDS = 10.0
 _WARN_EVERY_SECONDS = 30.0
 _MAX_FAILURE_TEXT = 200
 
@@ -150,7 +153,7 @@ class HostGuard:
             pool = redis.asyncio.BlockingConnectionPool.from_url(
                 self.config.redis_url,
                 max_connections=REDIS_CONNECTIONS,
-                timeout=REDIS_TIMEOUT_SECONDS,
+                timeout=POOL_WAIT_SECONDS,
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             )
