@@ -7,7 +7,7 @@ PYTHON ?= python3
 export PORT ?= 8000
 DEV_ENV := .env
 
-.PHONY: install run test test-fast lint format migrate createdb helm k8s bench clean images images-test
+.PHONY: install run test test-fast lint audit format migrate createdb helm k8s bench clean images images-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ lint: install ## ruff + mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# PyPI's vulnerability data for every pinned dependency (pip-audit's default source); see the
+# script's docstring for networks that reach only PyPI's project pages.
+audit: install ## known vulnerabilities of the pinned dependencies
+	$(BIN)/python scripts/audit_dependencies.py
 
 format: install
 	$(BIN)/ruff check --fix .

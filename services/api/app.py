@@ -17,7 +17,7 @@ from gristmill.logging import configure_logging
 from gristmill.observability.publish import install_publish_metrics
 from gristmill.settings import Settings, get_settings
 from services.api.errors import install_error_handlers
-from services.api.routes import accounts, health, jobs, metrics
+from services.api.routes import accounts, health, jobs, metrics, platforms
 
 
 class MissingTokenError(RuntimeError):
@@ -59,4 +59,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(jobs.router)
     app.include_router(accounts.router)
+    app.include_router(platforms.router)
     return app

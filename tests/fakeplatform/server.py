@@ -52,6 +52,7 @@ class _State:
     account_latency: dict[str, float] = field(default_factory=dict)
     requests: list[RequestRecord] = field(default_factory=list)
     abandoned: list[tuple[str | None, float]] = field(default_factory=list)
+    extra_headers: dict[str, str] = field(default_factory=dict)
 
 
 def _key(handle_or_user: str) -> str:
@@ -222,6 +223,11 @@ class FakePlatform:
             else:
                 self._state.account_latency[_key(handle)] = seconds
 
+    def set_response_headers(self, headers: dict[str, str]) -> None:
+        """Send these headers with every answer from now on (e.g. RateLimit-Remaining)."""
+        with self._lock:
+            self._state.extra_headers = dict(headers)
+
     def request_count(self, handle: str | None = None) -> int:
         with self._lock:
             if handle is None:
@@ -267,14 +273,19 @@ class FakePlatform:
             queue = self._state.failures.get(account) if account else None
             failure = queue.popleft() if queue else None
             latency = self._state.account_latency.get(account or "", self._state.latency)
+            extra_headers = dict(self._state.extra_headers)
         if latency > 0 and not await self._wait_unless_abandoned(request, latency, account):
             return Response(status_code=499)
         if failure is not None:
-            headers = {"Retry-After": failure.retry_after} if failure.retry_after else None
+            headers = {**extra_headers, **(failure.headers or {})}
+            if failure.retry_after:
+                headers["Retry-After"] = failure.retry_after
             body = failure.body if failure.body is not None else failure_body(failure.status)
-            return JSONResponse(body, status_code=failure.status, headers=headers)
+            return JSONResponse(body, status_code=failure.status, headers=headers or None)
         with self._lock:
-            return answer()
+            response = answer()
+        response.headers.update(extra_headers)
+        return response
 
     async def _wait_unless_abandoned(
         self, request: Request, latency: float, account: str | None

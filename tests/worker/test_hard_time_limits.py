@@ -46,6 +46,7 @@ def _stall(
     """Hold the job's row while its worker ends it: the worker blocks in code no soft limit
     can interrupt, until Celery kills it at the hard limit."""
     kills_before = stack.log("worker_high").count(_KILLED)
+
     def running() -> bool:
         job = get_job(stack_api, job_id)
         return job["status"] == "running" and job["attempts"] == attempt
