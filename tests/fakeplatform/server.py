@@ -52,6 +52,7 @@ class _State:
     account_latency: dict[str, float] = field(default_factory=dict)
     requests: list[RequestRecord] = field(default_factory=list)
     abandoned: list[tuple[str | None, float]] = field(default_factory=list)
+    outage: FakeFailure | None = None
     extra_headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -215,6 +216,15 @@ class FakePlatform:
             queue = self._state.failures.setdefault(_key(handle_or_user), deque())
             queue.extend(responses)
 
+    def go_down(self, failure: FakeFailure) -> None:
+        """Answer every request with `failure` until `come_back()` (a platform outage)."""
+        with self._lock:
+            self._state.outage = failure
+
+    def come_back(self) -> None:
+        with self._lock:
+            self._state.outage = None
+
     def set_latency(self, seconds: float, handle: str | None = None) -> None:
         """Delay answers globally, or for one account (overriding the global)."""
         with self._lock:
@@ -271,7 +281,7 @@ class FakePlatform:
                 )
             )
             queue = self._state.failures.get(account) if account else None
-            failure = queue.popleft() if queue else None
+            failure = queue.popleft() if queue else self._state.outage
             latency = self._state.account_latency.get(account or "", self._state.latency)
             extra_headers = dict(self._state.extra_headers)
         if latency > 0 and not await self._wait_unless_abandoned(request, latency, account):
