@@ -59,6 +59,12 @@ def test_env() -> Iterator[dict[str, str]]:
             "JOB_HEARTBEAT_TIMEOUT_SECONDS": "15",
             "ORPHAN_CHECK_INTERVAL_SECONDS": "2",
             "LOG_JSON": "false",
+            # The stack's beat must not start work of its own in the middle of a test (a real
+            # Sunday 03:00 would start backfills): schedules that fire on 29 February only.
+            "DAILY_SCRAPE_CRON": "0 0 29 2 *",
+            "BACKFILL_CHECK_CRON": "0 0 29 2 *",
+            "CLEANUP_CRON": "0 0 29 2 *",
+            "HEALTH_CHECK_INTERVAL_SECONDS": "86400",
             "PORT": str(free_port()),
         }
         try:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.schedules import crontab, schedule
+from celery.schedules import schedule
 
 from gristmill.cron import parse_cron
 from gristmill.jobs.types import JOB_TYPES, JobType
 from gristmill.settings import Settings
-
-WEEKLY_BACKFILL_CHECK = crontab(minute="0", hour="3", day_of_week="sun")
-MONTHLY_CLEANUP = crontab(minute="30", hour="3", day_of_month="1")
 
 
 def build_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -20,13 +17,13 @@ def build_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": JOB_TYPES[JobType.DAILY_SCRAPE_ALL].task_name,
             "schedule": parse_cron(settings.daily_scrape_cron),
         },
-        "weekly-backfill-check": {
+        "backfill-check": {
             "task": JOB_TYPES[JobType.BACKFILL_CHECK].task_name,
-            "schedule": WEEKLY_BACKFILL_CHECK,
+            "schedule": parse_cron(settings.backfill_check_cron),
         },
-        "monthly-cleanup-old-jobs": {
+        "cleanup-old-jobs": {
             "task": JOB_TYPES[JobType.CLEANUP_OLD_JOBS].task_name,
-            "schedule": MONTHLY_CLEANUP,
+            "schedule": parse_cron(settings.cleanup_cron),
         },
         "health-check": {
             "task": JOB_TYPES[JobType.HEALTH_CHECK].task_name,

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     api_read_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
 
     daily_scrape_cron: str = "0 2 * * *"
+    # Sundays 03:00: start 7-day backfills for accounts missing per-day activity.
+    backfill_check_cron: str = "0 3 * * 0"
+    # Daily: old finished jobs and expired idempotency keys.
+    cleanup_cron: str = "30 3 * * *"
     job_retention_days: int = Field(default=30, ge=1)
     cleanup_batch_size: int = Field(default=1000, ge=1)
 
@@ -151,7 +155,7 @@ class Settings(BaseSettings):
         parse_nameserver(value)
         return value.strip()
 
-    @field_validator("daily_scrape_cron")
+    @field_validator("daily_scrape_cron", "backfill_check_cron", "cleanup_cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
         parse_cron(value)

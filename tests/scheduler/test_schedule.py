@@ -12,21 +12,31 @@ from services.scheduler.schedule import build_beat_schedule
 
 
 def test_beat_schedule_contents(test_settings: Settings) -> None:
-    beat = build_beat_schedule(test_settings)
+    # The test stack moves every schedule out of the way; these are the defaults.
+    schedule_fields = (
+        "daily_scrape_cron",
+        "backfill_check_cron",
+        "cleanup_cron",
+        "health_check_interval_seconds",
+    )
+    defaults = test_settings.model_copy(
+        update={name: Settings.model_fields[name].default for name in schedule_fields}
+    )
+    beat = build_beat_schedule(defaults)
     assert {name: entry["task"] for name, entry in beat.items()} == {
         "daily-scrape-all": "gristmill.daily_scrape_all",
-        "weekly-backfill-check": "gristmill.backfill_check",
-        "monthly-cleanup-old-jobs": "gristmill.cleanup_old_jobs",
+        "backfill-check": "gristmill.backfill_check",
+        "cleanup-old-jobs": "gristmill.cleanup_old_jobs",
         "health-check": "gristmill.health_check",
     }
     daily = beat["daily-scrape-all"]["schedule"]
     assert isinstance(daily, crontab)
     assert daily.hour == {2}
     assert daily.minute == {0}
-    weekly = beat["weekly-backfill-check"]["schedule"]
-    assert weekly.day_of_week == {0}
-    monthly = beat["monthly-cleanup-old-jobs"]["schedule"]
-    assert monthly.day_of_month == {1}
+    weekly = beat["backfill-check"]["schedule"]
+    assert (weekly.day_of_week, weekly.hour) == ({0}, {3})
+    cleanup = beat["cleanup-old-jobs"]["schedule"]
+    assert (cleanup.hour, cleanup.minute, cleanup.day_of_month) == ({3}, {30}, set(range(1, 32)))
     health = beat["health-check"]["schedule"]
     assert isinstance(health, schedule)
     assert health.run_every == timedelta(seconds=300)

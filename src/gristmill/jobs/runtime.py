@@ -343,7 +343,7 @@ def run_job(
     if isinstance(loaded, DomainError):
         return RunReport(JobOutcome.FAILED, job, loaded)
     ctx = JobContext(job, settings, database, soft_limit_seconds)
-    logger.info("job %s started (%s, attempt %d)", job_id, job.job_type, job.attempt)
+    logger.debug("job %s started (%s, attempt %d)", job_id, job.job_type, job.attempt)
     with job_watch.tracking([job.owner], ctx.stop):
         try:
             result = body(ctx, **job.params, **loaded)
