@@ -8,6 +8,7 @@ against the fake platform answering at once: claim, fetch, store the snapshot, e
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 import uuid
@@ -25,7 +26,7 @@ from gristmill.celery_app import redis_list_names
 from gristmill.jobs.models import Job
 from tests.support.stack import wait_until
 
-CONCURRENCY = "2"
+CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "2")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from gristmill.settings import Settings
@@ -67,12 +67,21 @@ class Database:
             connect_args={"options": "-c timezone=UTC"},
         )
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits when the block ends and rolls back on error."""
         with self.sessionmaker() as session, session.begin():
             yield session
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection on which every statement commits by itself. For a statement that is
+        atomic on its own (one statement, possibly with data-modifying CTEs): it saves the
+        BEGIN and COMMIT round trips a transaction costs."""
+        with self._autocommit_engine.connect() as connection:
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()

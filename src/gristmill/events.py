@@ -223,3 +223,11 @@ def job_event(job: JobRecord, change: JobChange) -> JobEvent:
 
 def publish_jobs(session: Session, jobs: Iterable[JobRecord], change: JobChange) -> None:
     publish_after_commit(session, (job_event(job, change) for job in jobs))
+
+
+def publish_jobs_now(jobs: Iterable[JobRecord], change: JobChange) -> None:
+    """Publish changes that are already committed (autocommit statements)."""
+    publisher = _publisher
+    batch = [job_event(job, change) for job in jobs]
+    if publisher is not None and batch:
+        publisher.submit(batch)

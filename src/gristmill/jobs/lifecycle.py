@@ -17,14 +17,18 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
+    Connection,
     DateTime,
+    Executable,
     Integer,
     Row,
+    Select,
     String,
     Uuid,
     bindparam,
@@ -43,8 +47,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from gristmill.accounts.models import Account
 from gristmill.clock import utc_now
-from gristmill.events import JobChange, publish_jobs
+from gristmill.events import JobChange, publish_jobs, publish_jobs_now
 from gristmill.jobs import outbox
 from gristmill.jobs.models import ACTIVE_DEDUPE_PREDICATE, JOBS, DeadLetter
 from gristmill.jobs.parents import count_ended_children
@@ -154,6 +159,41 @@ def claim_jobs(session: Session, job_ids: Sequence[uuid.UUID]) -> list[JobRow]:
         return []
     claimed = list(session.connection().execute(_CLAIM, {"ids": list(job_ids), "now": utc_now()}))
     publish_jobs(session, claimed, JobChange.STATUS)
+    return claimed
+
+
+_ACCOUNTS = Account.__table__.c
+_CLAIMED = (
+    update(JOBS)
+    .where(_C.job_id == bindparam("c_job_id"), _C.status == JobStatus.PENDING.value)
+    .where(or_(_C.run_after.is_(None), _C.run_after <= bindparam("now")))
+    .values(
+        status=_RUNNING,
+        started_at=func.coalesce(_C.started_at, bindparam("now")),
+        attempts=_C.attempts + 1,
+        heartbeat_at=bindparam("now"),
+    )
+    .returning(JOBS)
+    .cte("claimed")
+)
+# One job claimed together with the account it is about (if any), in one round trip.
+_CLAIM_ONE = select(
+    _CLAIMED,
+    _ACCOUNTS.id.label("account_id"),
+    _ACCOUNTS.platform.label("account_platform"),
+    _ACCOUNTS.handle.label("account_handle"),
+    _ACCOUNTS.base_url.label("account_base_url"),
+).select_from(_CLAIMED.outerjoin(Account.__table__, _ACCOUNTS.key == _CLAIMED.c.account_key))
+
+
+def claim_one(connection: Connection, job_id: uuid.UUID) -> JobRow | None:
+    """Claim one job on an autocommit connection: one statement and one round trip, which
+    returns the job's columns and its account's (`account_id`, `account_platform`,
+    `account_handle`, `account_base_url`; None when it has no account or it was deleted).
+    The claim is committed when this returns; its event is published at once."""
+    claimed = connection.execute(_CLAIM_ONE, {"c_job_id": job_id, "now": utc_now()}).first()
+    if claimed is not None:
+        publish_jobs_now([claimed], JobChange.STATUS)
     return claimed
 
 
@@ -298,6 +338,40 @@ def finish_jobs(session: Session, endings: Sequence[Ending]) -> list[JobRow]:
         ended = list(connection.execute(statement))
     publish_jobs(session, ended, JobChange.STATUS)
     count_ended_children(session, ended)
+    return ended
+
+
+def fused_finish(write: Callable[[CTE], CTE]) -> Select[Any]:
+    """A statement that ends one job (the parameters of `finish_one`) and, in the same
+    statement, makes the write `write(ended)` builds from the ended row: nothing is written
+    unless the job really ended. Build it once, at import; `finish_one` runs it."""
+    ended = _FINISH_ONE.cte("ended")
+    return select(ended).add_cte(write(ended))
+
+
+def finish_one(
+    connection: Connection,
+    ending: Ending,
+    statement: Executable = _FINISH_ONE,
+    parameters: dict[str, Any] | None = None,
+) -> JobRow | None:
+    """End one job on an autocommit connection, in one round trip (with a `fused_finish`
+    statement, together with its write). Its event is published at once; counting it in a
+    fan-out parent is the caller's (a separate transaction)."""
+    ended = connection.execute(
+        statement,
+        {
+            "f_job_id": ending.owner.job_id,
+            "f_attempt": ending.owner.attempt,
+            "f_status": ending.status.value,
+            "f_result": ending.result,
+            "f_error": ending.error,
+            "f_now": utc_now(),
+            **(parameters or {}),
+        },
+    ).first()
+    if ended is not None:
+        publish_jobs_now([ended], JobChange.STATUS)
     return ended
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Executable, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -33,12 +33,15 @@ from gristmill.errors import (
 )
 from gristmill.jobs.lifecycle import (
     Ending,
-    claim_jobs,
+    JobRow,
+    claim_one,
     dead_letter_jobs,
     finish_jobs,
+    finish_one,
     report_progress,
 )
 from gristmill.jobs.models import Job, JobRecord
+from gristmill.jobs.parents import count_ended_children
 from gristmill.jobs.retries import Postponement, postpone_jobs, retry_delay
 from gristmill.jobs.types import Attempt, JobStatus
 from gristmill.jobs.watch import job_watch
@@ -69,12 +72,24 @@ CHILDREN_DECIDE: Final = _ChildrenDecide()
 
 
 @dataclass(frozen=True)
+class FusedWrite:
+    """A write made by the very statement that ends the job (`lifecycle.fused_finish`), with
+    its parameters: one round trip for the ending and the write."""
+
+    statement: Executable
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Completed:
-    """A finished body's result, and the writes that must commit with its ending (they run
-    only if the job still belongs to this attempt, so a cancelled job gets nothing)."""
+    """A finished body's result, and the writes that must commit with its ending (they happen
+    only if the job still belongs to this attempt, so a cancelled job gets nothing): `fused`,
+    one statement with the ending (the fast path), or `write`, any work in the ending's
+    transaction."""
 
     result: dict[str, Any]
     write: Callable[[Session], None] | None = None
+    fused: FusedWrite | None = None
 
 
 JobResult = dict[str, Any] | Completed | _ChildrenDecide
@@ -293,7 +308,9 @@ def _cancel_soon(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> No
     loop.call_soon_threadsafe(task.cancel)
 
 
-Load = Callable[[Session, dict[str, Any]], dict[str, Any]]
+# Builds the body's extra keyword arguments from the claimed row (the job's columns and its
+# account's, see lifecycle.claim_one); raises a DomainError if the job cannot run.
+Load = Callable[[JobRow], dict[str, Any]]
 Body = Callable[..., JobResult]
 
 
@@ -318,23 +335,23 @@ def run_job(
     load: Load | None = None,
 ) -> RunReport:
     """Claim job `job_id` if it is pending and due, run `body(ctx, **params, **loaded)`, and
-    end it. `load(session, params)` runs inside the claim's transaction; what it returns is
-    passed to the body as keyword arguments."""
+    end it. `load(claimed_row)` turns the claimed row (with its account's columns) into the
+    body's extra keyword arguments."""
 
     def claim() -> tuple[ClaimedJob, dict[str, Any] | DomainError] | None:
-        with database.transaction() as session:
-            claimed = claim_jobs(session, [job_id])
-            if not claimed:
-                return None
-            job = ClaimedJob.of(claimed[0])
-            try:
-                return job, (load(session, job.params) if load else {})
-            except DomainError as exc:
-                # The job cannot run at all (its account is gone): it fails in this same
-                # transaction, before it ran.
-                decision = decide(settings, job, exc, partial_result=None, soft_limit_seconds=0)
+        with database.autocommit() as connection:
+            row = claim_one(connection, job_id)
+        if row is None:
+            return None
+        job = ClaimedJob.of(row)
+        try:
+            return job, (load(row) if load else {})
+        except DomainError as exc:
+            # The job cannot run at all (its account is gone): it fails before it ran.
+            decision = decide(settings, job, exc, partial_result=None, soft_limit_seconds=0)
+            with database.transaction() as session:
                 apply_decisions(session, [decision])
-                return job, exc
+            return job, exc
 
     found = with_database_retry(claim)
     if found is None:
@@ -354,11 +371,25 @@ def run_job(
     completed = result if isinstance(result, Completed) else Completed(result)
 
     def finish() -> bool:
-        with database.transaction() as session:
-            ended = finish_jobs(session, [Ending(job.owner, JobStatus.COMPLETED, completed.result)])
-            if ended and completed.write is not None:
-                completed.write(session)
-        return bool(ended)
+        ending = Ending(job.owner, JobStatus.COMPLETED, completed.result)
+        if completed.write is not None:
+            with database.transaction() as session:
+                ended = finish_jobs(session, [ending])
+                if ended:
+                    completed.write(session)
+            return bool(ended)
+        fused = completed.fused
+        with database.autocommit() as connection:
+            if fused is None:
+                row = finish_one(connection, ending)
+            else:
+                row = finish_one(connection, ending, fused.statement, fused.parameters)
+        if row is not None and row.parent_job_id is not None:
+            # Rare on this path (fan-out children travel in batches); the safety net of the
+            # orphan check recounts a parent should this transaction never happen.
+            with database.transaction() as session:
+                count_ended_children(session, [row])
+        return row is not None
 
     if with_database_retry(finish):
         return RunReport(JobOutcome.COMPLETED, job, result=completed.result)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import CTE, BigInteger, Date, DateTime, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -37,6 +38,43 @@ _SAVE_SNAPSHOT = _SNAPSHOT_INSERT.on_conflict_do_update(
         "captured_at": _SNAPSHOT_INSERT.excluded.captured_at,
     },
 )
+
+
+def snapshot_write_from(source: CTE) -> CTE:
+    """The snapshot upsert as a statement reading from `source` (one row per snapshot to
+    write, e.g. the job a fused ending ended), parameters `s_account_id`, `s_date`,
+    `s_followers`, `s_following`, `s_posts`, `s_captured_at`."""
+    values = select(
+        bindparam("s_account_id", type_=BigInteger),
+        bindparam("s_date", type_=Date),
+        bindparam("s_followers", type_=BigInteger),
+        bindparam("s_following", type_=BigInteger),
+        bindparam("s_posts", type_=BigInteger),
+        bindparam("s_captured_at", type_=DateTime(timezone=True)),
+    ).select_from(source)
+    statement = insert(MetricSnapshot).from_select(
+        ["account_id", "date", "followers", "following", "posts", "captured_at"], values
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[MetricSnapshot.account_id, MetricSnapshot.date],
+        set_={
+            "followers": statement.excluded.followers,
+            "following": statement.excluded.following,
+            "posts": statement.excluded.posts,
+            "captured_at": statement.excluded.captured_at,
+        },
+    ).cte("snapshot")
+
+
+def snapshot_parameters(snapshot: SnapshotWrite) -> dict[str, Any]:
+    return {
+        "s_account_id": snapshot.account_id,
+        "s_date": snapshot.captured_at.date(),
+        "s_followers": snapshot.profile.followers,
+        "s_following": snapshot.profile.following,
+        "s_posts": snapshot.profile.posts,
+        "s_captured_at": snapshot.captured_at,
+    }
 
 
 def save_snapshots(session: Session, snapshots: Sequence[SnapshotWrite]) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from gristmill.accounts.models import Account
 from gristmill.errors import NotFoundError
+from gristmill.jobs.lifecycle import JobRow
 from gristmill.scrape_jobs.clients import http_client
 from gristmill.scrapers import AccountRef, PlatformScraper, ProfileSnapshot, get_scraper
 from gristmill.settings import Settings
@@ -37,14 +38,12 @@ def load_accounts(session: Session, keys: Sequence[str]) -> dict[str, LoadedAcco
     }
 
 
-def load_account(session: Session, params: dict[str, Any]) -> dict[str, Any]:
-    """The loader of one-account jobs: runs in the claim's transaction, so claiming the job and
-    reading its account cost one round of commits."""
-    key = str(params["account_key"])
-    found = load_accounts(session, [key])
-    if key not in found:
-        raise NotFoundError(f"account {key!r} no longer exists")
-    return {"account": found[key]}
+def load_account(claimed: JobRow) -> dict[str, Any]:
+    """The loader of one-account jobs: the account came with the claim (one round trip)."""
+    if claimed.account_id is None:
+        raise NotFoundError(f"account {claimed.account_key!r} no longer exists")
+    ref = AccountRef(claimed.account_platform, claimed.account_handle, claimed.account_base_url)
+    return {"account": LoadedAccount(claimed.account_id, claimed.account_key, ref)}
 
 
 def scraper_for(settings: Settings, account: LoadedAccount) -> PlatformScraper:

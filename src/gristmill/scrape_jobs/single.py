@@ -7,10 +7,19 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gristmill.clock import utc_now, utc_today
-from gristmill.jobs.runtime import Completed, JobContext
-from gristmill.metrics.service import SnapshotWrite, save_daily_activity, save_snapshots
+from gristmill.jobs.lifecycle import fused_finish
+from gristmill.jobs.runtime import Completed, FusedWrite, JobContext
+from gristmill.metrics.service import (
+    SnapshotWrite,
+    save_daily_activity,
+    snapshot_parameters,
+    snapshot_write_from,
+)
 from gristmill.scrape_jobs.accounts import LoadedAccount, scraper_for, snapshot_result
 from gristmill.scrapers import DailyActivity, Post, ProfileSnapshot, aggregate_daily, window_start
+
+# Ends a scrape job and stores its snapshot in one statement (one round trip).
+FINISH_WITH_SNAPSHOT = fused_finish(snapshot_write_from)
 
 
 def scrape_account(ctx: JobContext, account_key: str, account: LoadedAccount) -> Completed:
@@ -19,11 +28,11 @@ def scrape_account(ctx: JobContext, account_key: str, account: LoadedAccount) ->
 
     profile = ctx.run_async(fetch)
     captured_at = utc_now()
-
-    def save(session: Session) -> None:
-        save_snapshots(session, [SnapshotWrite(account.id, captured_at, profile)])
-
-    return Completed(snapshot_result(account_key, captured_at, profile), write=save)
+    snapshot = snapshot_parameters(SnapshotWrite(account.id, captured_at, profile))
+    return Completed(
+        snapshot_result(account_key, captured_at, profile),
+        fused=FusedWrite(FINISH_WITH_SNAPSHOT, snapshot),
+    )
 
 
 def backfill_account(
