@@ -76,6 +76,15 @@ class Database:
             yield session
 
     @contextmanager
+    def autocommit_session(self) -> Iterator[Session]:
+        """A session whose statements each commit on their own (no BEGIN/COMMIT round trips);
+        its after-commit actions run when the block ends. Only for work where each statement
+        is atomic by itself and nothing needs two statements to commit together."""
+        with Session(self._autocommit_engine, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    @contextmanager
     def autocommit(self) -> Iterator[Connection]:
         """A connection on which every statement commits by itself. For a statement that is
         atomic on its own (one statement, possibly with data-modifying CTEs): it saves the

@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 BROKER_EPOCH_KEY = "gristmill:broker-epoch"
 RELAY_BATCH = 1000
 BROKER_DOWN_BACKOFF = 5
+EPOCH_CACHE_SECONDS = 1.0
 _ERROR_LOG_INTERVAL_SECONDS = 60.0
 
 JOBS_SENT = Counter(
@@ -145,12 +146,28 @@ class BrokerEpoch:
 
     def __init__(self, broker_url: str) -> None:
         self._client = redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=5)
+        self._seen: str | None = None
+        self._seen_at = 0.0
 
     def current(self) -> str | None:
         value = self._client.get(BROKER_EPOCH_KEY)
         if value is None:
             return None
-        return value.decode() if isinstance(value, bytes) else str(value)
+        self._seen = value.decode() if isinstance(value, bytes) else str(value)
+        self._seen_at = time.monotonic()
+        return self._seen
+
+    def recent(self) -> str | None:
+        """An epoch read at most EPOCH_CACHE_SECONDS ago, for marking fast sends.
+
+        A slightly old value is safe: a job sent after the broker lost its data and marked
+        under the old epoch is reset when the relay adopts the new one (a duplicate send);
+        marked under a value the database no longer holds, it stays unsent (sent again).
+        What must never happen, a mark that outlives the reset of the epoch it names, the
+        mark's own check of the database rules out."""
+        if self._seen is None or time.monotonic() - self._seen_at > EPOCH_CACHE_SECONDS:
+            return self.current()
+        return self._seen
 
     def ensure(self) -> str:
         """The current epoch, creating a new one if the key is gone."""
@@ -200,7 +217,7 @@ class Dispatcher:
     def _send_fast(self, batches: list[Sequence[OutboxJob]]) -> None:
         jobs = [job for batch in batches for job in batch]
         try:
-            epoch = self._epoch.current()
+            epoch = self._epoch.recent()
             self._publish(task_messages(jobs, self._settings.fanout_batch_size))
         except Exception:
             self._broker_failed("cannot send %d jobs; the outbox relay will send them", len(jobs))

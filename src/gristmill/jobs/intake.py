@@ -71,9 +71,15 @@ class JobIntake:
             self._start(batch)
 
     def _start(self, batch: list[_Item]) -> None:
+        requests = [request for request, _ in batch]
+        database = self._database()
+        # A start's answer to an Idempotency-Key must commit with its job: a transaction then.
+        # Otherwise each statement (the account check, the one insert of the whole batch) is
+        # atomic by itself, and autocommit saves two round trips.
+        keyed = any(request.idempotency_key is not None for request in requests)
         try:
-            with self._database().transaction() as session:
-                outcomes = start_jobs(session, [request for request, _ in batch])
+            with database.transaction() if keyed else database.autocommit_session() as session:
+                outcomes = start_jobs(session, requests)
         except Exception as exc:
             if len(batch) == 1:
                 # Database errors reach the api's error handlers as they are (503, 409, 422).
