@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -55,12 +56,21 @@ def _domain_handler(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("error", str(exc)), status_code=400)
 
 
+def _problem_message(error: Mapping[str, Any]) -> str:
+    message = str(error["msg"])
+    reason = (error.get("ctx") or {}).get("error")
+    if error.get("type") == "json_invalid" and reason:
+        # "JSON decode error" alone does not say what is wrong; the decoder's reason does.
+        message = f"{message}: {reason}"
+    return message
+
+
 def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = [
         {
             "location": ".".join(str(part) for part in error["loc"]),
-            "message": error["msg"],
+            "message": _problem_message(error),
         }
         for error in exc.errors()
     ]
@@ -69,10 +79,45 @@ def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_KIND_BY_HTTP_STATUS = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+def _unparsable_body_detail(cause: BaseException | None) -> str | None:
+    """What is wrong with a JSON body that FastAPI could not parse (it reports only "There was
+    an error parsing the body", as a 400, and keeps the reason as the exception's cause)."""
+    if isinstance(cause, RecursionError):
+        return "request body: JSON nested too deeply"
+    if isinstance(cause, UnicodeDecodeError):
+        return "request body is not valid UTF-8"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        # int() refuses strings of more than sys.get_int_max_str_digits() digits.
+        return "request body: a number has too many digits"
+    return None
+
+
 def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        detail = _unparsable_body_detail(exc.__cause__)
+        if detail is not None:
+            return JSONResponse(
+                error_body("invalid_input", detail),
+                status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            )
+    detail = exc.detail
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no route {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        detail = f"method {request.method} is not allowed here; allowed: {allowed}"
+    kind = _KIND_BY_HTTP_STATUS.get(exc.status_code, "http_error")
     return JSONResponse(
-        error_body("http_error", exc.detail), status_code=exc.status_code, headers=exc.headers
+        error_body(kind, detail), status_code=exc.status_code, headers=exc.headers
     )
 
 
@@ -99,10 +144,18 @@ def _unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
 
 def _data_error_handler(request: Request, exc: Exception) -> JSONResponse:
     # Input the database refuses (a NUL byte in a key, an out-of-range number): the request
-    # is wrong, so it is a 422, never a 500.
+    # is wrong, so it is a 422, never a 500. The driver's message is not echoed: it can name
+    # columns and internals; these are the refusals a request can cause.
+    reason = str(getattr(exc, "orig", exc))
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if "NUL" in reason:
+        detail = "text must not contain NUL (0x00) characters"
+    elif sqlstate == "22003":
+        detail = "a number is out of range"
+    else:
+        detail = "the request contains characters or values not accepted"
     return JSONResponse(
-        error_body("invalid_input", "the request contains characters or values not accepted"),
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        error_body("invalid_input", detail), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
     )
 
 
