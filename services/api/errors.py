@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import DataError, DBAPIError
@@ -46,6 +47,20 @@ _STATUS_BY_ERROR: list[tuple[type[Exception], int, str]] = [
 
 def error_body(kind: str, detail: Any) -> dict[str, Any]:
     return {"error": kind, "detail": detail}
+
+
+class ErrorProblem(BaseModel):
+    location: str = Field(description="Where: `body.days`, `query.limit`, `path.job_id`...")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer (documented in the OpenAPI document for each status)."""
+
+    error: str = Field(description="The kind of error.", examples=["invalid_input"])
+    detail: str | list[ErrorProblem] = Field(
+        description="What is wrong: a message, or one problem per invalid input."
+    )
 
 
 def _domain_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -167,6 +182,65 @@ def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_WRITE_METHODS = {"post", "put", "patch", "delete"}
+_ERROR_DESCRIPTIONS = {
+    "401": "No token, or not a token from API_TOKENS / API_READ_TOKENS.",
+    "403": "A read-only token (API_READ_TOKENS) cannot write.",
+    "404": "The resource named in the path does not exist.",
+    "409": "Not allowed in the resource's current state, or a concurrent change got in the "
+    "way (retry after `Retry-After`).",
+    "413": "The body is larger than API_MAX_BODY_BYTES.",
+    "422": "Invalid input: `detail` names each problem.",
+    "503": "PostgreSQL or Redis is unreachable; retry after `Retry-After`.",
+}
+_ERROR_HEADERS = {
+    "401": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "`Bearer`"}},
+    "503": {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds"}},
+}
+
+
+def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[str]:
+    statuses: list[str] = []
+    if operation.get("security"):
+        statuses.append("401")
+        if method in _WRITE_METHODS:
+            statuses.append("403")
+    if path.startswith("/api/"):
+        if "{" in path:
+            statuses.append("404")
+        statuses += ["409", "503"]
+    if operation.get("parameters") or operation.get("requestBody"):
+        statuses.append("422")
+    if operation.get("requestBody"):
+        statuses.append("413")
+    return statuses
+
+
+def document_error_responses(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Document the errors each operation can answer with, all as `ErrorBody`, in place of
+    FastAPI's default 422 schema (`HTTPValidationError`), which is not what the handlers
+    above send. Generic, so a new route is documented the same way."""
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    body_schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(body_schema.pop("$defs", {}))
+    schemas["ErrorBody"] = body_schema
+    content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for path, operations in openapi.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for code in _error_statuses(path, method, operation):
+                declared = responses.get(code)
+                if declared is None or "HTTPValidationError" in str(declared):
+                    responses[code] = {
+                        "description": _ERROR_DESCRIPTIONS[code],
+                        "content": content,
+                        **({"headers": _ERROR_HEADERS[code]} if code in _ERROR_HEADERS else {}),
+                    }
+    return openapi
+
+
 def install_error_handlers(app: FastAPI) -> None:
     domain_errors: tuple[type[Exception], ...] = (DomainError, UnauthorizedError, ForbiddenError)
     for error_type in domain_errors:
@@ -182,3 +256,13 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(error_type, _unavailable_handler)
     app.add_exception_handler(DataError, _data_error_handler)
     app.add_exception_handler(Exception, _unexpected_handler)
+
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_error_responses(generate_openapi())
+        return app.openapi_schema
+
+    # FastAPI's documented way to customise the schema is to replace this method.
+    app.openapi = openapi  # type: ignore[method-assign]
