@@ -9,8 +9,8 @@ import structlog
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from kombu.exceptions import OperationalError as BrokerError
+from pydantic import BaseModel, Field
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import OperationalError as DatabaseOperationalError
@@ -131,9 +131,7 @@ def _http_handler(request: Request, exc: Exception) -> JSONResponse:
         allowed = (exc.headers or {}).get("Allow", "")
         detail = f"method {request.method} is not allowed here; allowed: {allowed}"
     kind = _KIND_BY_HTTP_STATUS.get(exc.status_code, "http_error")
-    return JSONResponse(
-        error_body(kind, detail), status_code=exc.status_code, headers=exc.headers
-    )
+    return JSONResponse(error_body(kind, detail), status_code=exc.status_code, headers=exc.headers)
 
 
 # SQLSTATE classes that mean "try again", not "the database is down".

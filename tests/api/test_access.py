@@ -160,7 +160,8 @@ def test_every_api_websocket_refuses_a_connection_without_a_token(
             status = int(answer.split(b" ", 2)[1])
             if status == 101:
                 frame = answer.partition(b"\r\n\r\n")[2] or sock.recv(65536)
-                assert frame and frame[0] & 0x0F == 0x8, f"{path}: not closed at once: {frame!r}"
+                assert frame, f"{path}: accepted without a token"
+                assert frame[0] & 0x0F == 0x8, f"{path}: not closed at once: {frame!r}"
             else:
                 assert status in (401, 403), (path, answer[:300])
 

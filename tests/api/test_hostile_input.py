@@ -106,7 +106,9 @@ def test_ten_thousand_character_keys_are_refused_or_not_found(
         api_client.post(f"/api/jobs/backfill-account/{LONG}", json={"days": 3}), 404, "not found"
     )
     assert_error(api_client.post(f"/api/jobs/scrape-platform/{LONG}"), 422, "unknown platform")
-    assert_error(api_client.get("/api/jobs", params={"account_key": LONG}), 422, "query.account_key")
+    assert_error(
+        api_client.get("/api/jobs", params={"account_key": LONG}), 422, "query.account_key"
+    )
     assert_error(api_client.get("/api/jobs", params={"cursor": LONG}), 422, "query.cursor")
     assert api_client.get("/api/accounts", params={"platform": LONG}).json() == []
     account = {"key": LONG, "platform": "mastodon", "handle": "x@fake.social"}
@@ -117,7 +119,8 @@ def test_ten_thousand_character_keys_are_refused_or_not_found(
     long_token = api_client.get("/api/jobs", headers={"Authorization": f"Bearer {LONG}"})
     assert_error(long_token, 401, "invalid bearer token")
     long_name = send_raw(
-        port, request_bytes("GET", b"/api/jobs", token=WRITE_TOKEN, headers=[LONG.encode() + b": 1"])
+        port,
+        request_bytes("GET", b"/api/jobs", token=WRITE_TOKEN, headers=[LONG.encode() + b": 1"]),
     )
     assert long_name.status == 200
 

@@ -120,7 +120,9 @@ def test_no_token_or_password_in_any_log_or_answer(
             assert call("POST", "/api/jobs/scrape-all", headers=read).status_code == 403
             missing = call("POST", "/api/jobs/scrape-account/nobody", headers=write)
             assert missing.status_code == 404
-            assert call("POST", "/api/accounts", headers=write, json={"key": "x"}).status_code == 422
+            assert (
+                call("POST", "/api/accounts", headers=write, json={"key": "x"}).status_code == 422
+            )
 
             client.headers.update(write)
             register_mastodon(client, fake_platform, "alice")

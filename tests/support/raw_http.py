@@ -30,7 +30,11 @@ def request_bytes(
 ) -> bytes:
     """One HTTP/1.1 request. `content_length` defaults to the body's length; a larger one
     announces a body that is never sent."""
-    lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: gristmill", b"Connection: close"]
+    lines = [
+        method.encode() + b" " + target + b" HTTP/1.1",
+        b"Host: gristmill",
+        b"Connection: close",
+    ]
     if token is not None:
         lines.append(b"Authorization: Bearer " + token.encode())
     lines += headers or []
