@@ -78,7 +78,7 @@ def endpoints(api_settings: Settings) -> list[Endpoint]:
 
 
 @pytest.fixture
-def client(api_process: Stack, clean_db: Database) -> Iterator[httpx.Client]:
+def client(api_process: Stack, api_db: Database) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api_process.api_url, timeout=10) as plain_client:
         yield plain_client
 

@@ -147,9 +147,9 @@ def _schemathesis(
 
 @pytest.mark.parametrize("token", [WRITE_TOKEN, READ_TOKEN], ids=["write-token", "read-token"])
 def test_every_operation_answers_below_500_with_a_documented_json_body(
-    token: str, api_process: Stack, clean_db: Database, tmp_path: Path
+    token: str, api_process: Stack, api_db: Database, tmp_path: Path
 ) -> None:
-    config = _config_file(_seed(clean_db), tmp_path / "schemathesis.toml")
+    config = _config_file(_seed(api_db), tmp_path / "schemathesis.toml")
     log_before = len(api_process.log("api"))
     report_path = tmp_path / "report.json"
 
@@ -174,7 +174,7 @@ def test_every_operation_answers_below_500_with_a_documented_json_body(
 
 
 def test_the_fuzzed_schema_holds_every_route_and_the_rest_survive_hostile_requests(
-    api_process: Stack, clean_db: Database
+    api_process: Stack, api_db: Database
 ) -> None:
     """Every HTTP route in the schema is fuzzed above; the routes left out of it on purpose
     (docs, /metrics, pages) get a fixed set of hostile requests here, so no route the app

@@ -36,15 +36,15 @@ def assert_error(response: httpx.Response | RawResponse, status: int, *mentions:
 
 
 @pytest.fixture
-def port(api_process: Stack, clean_db: Database) -> Iterator[int]:
+def port(api_process: Stack, api_db: Database) -> Iterator[int]:
     yield int(api_process.env["PORT"])
     # Whatever was sent, the process is still up and answering.
     assert httpx.get(f"{api_process.api_url}/healthz", timeout=5).status_code == 200
 
 
 @pytest.fixture
-def alice(clean_db: Database) -> str:
-    with clean_db.transaction() as session:
+def alice(api_db: Database) -> str:
+    with api_db.transaction() as session:
         make_account(session, key="alice")
     return "alice"
 
