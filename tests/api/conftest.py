@@ -78,4 +78,3 @@ def api_client(api_process: Stack, api_db: Database) -> Iterator[httpx.Client]:
         timeout=10,
     ) as client:
         yield client
-
