@@ -7,7 +7,7 @@ PYTHON ?= python3
 export PORT ?= 8000
 DEV_ENV := .env
 
-.PHONY: install run test test-fast lint audit format migrate createdb helm k8s bench clean images images-test
+.PHONY: install run test test-fast fuzz lint audit format migrate createdb helm k8s bench clean images images-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ test: install ## the whole suite against real PostgreSQL, Redis and worker proce
 
 test-fast: install ## everything but the tests that run the real processes
 	$(BIN)/pytest -m "not integration"
+
+FUZZ_EXAMPLES ?= 100
+fuzz: install ## schemathesis over the whole api: FUZZ_EXAMPLES cases per operation and phase, a fresh seed each run
+	GRISTMILL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) GRISTMILL_FUZZ_DETERMINISTIC=0 $(BIN)/pytest tests/api/test_fuzz.py -s --timeout 1800
 
 lint: install ## ruff + mypy
 	$(BIN)/ruff check .

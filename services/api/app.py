@@ -16,6 +16,7 @@ from gristmill.jobs.intake import JobIntake
 from gristmill.logging import configure_logging
 from gristmill.observability.publish import install_publish_metrics
 from gristmill.settings import Settings, get_settings
+from services.api.body_limit import BodySizeLimitMiddleware
 from services.api.errors import install_error_handlers
 from services.api.routes import accounts, health, jobs, metrics, platforms
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.api_max_body_bytes)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(jobs.router)

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
 
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     api_read_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # The api answers 413 to a larger request body before reading it (services/api/body_limit).
+    # Gristmill's own bodies are a few hundred bytes; 1 MiB leaves room and bounds memory.
+    api_max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     daily_scrape_cron: str = "0 2 * * *"
     # Sundays 03:00: start 7-day backfills for accounts missing per-day activity.

@@ -37,13 +37,15 @@ def _as_postgres(*command: str) -> list[str]:
 class PrivatePostgres:
     data_dir: Path
     port: int
+    password: str | None = None
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        return self.database_url("postgres")
 
     def database_url(self, name: str) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+        user = f"postgres:{self.password}" if self.password else "postgres"
+        return f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/{name}"
 
     def _ctl(self, *args: str) -> None:
         subprocess.run(
@@ -73,13 +75,21 @@ class PrivatePostgres:
 
 
 @contextlib.contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
+def private_postgres(password: str | None = None) -> Iterator[PrivatePostgres]:
+    """With a `password`, the `postgres` user needs it (scram-sha-256) on every connection."""
     root = Path(tempfile.mkdtemp(prefix="gristmill-pg-"))
     data_dir = root / "data"
     data_dir.mkdir()
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
         shutil.chown(data_dir, "postgres")
+    auth = ["--auth=trust"]
+    if password is not None:
+        password_file = root / "password"
+        password_file.write_text(password + "\n")
+        if os.geteuid() == 0:
+            shutil.chown(password_file, "postgres")
+        auth = ["--auth=scram-sha-256", f"--pwfile={password_file}"]
     subprocess.run(
         _as_postgres(
             str(_postgres_bin() / "initdb"),
@@ -87,7 +97,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
             str(data_dir),
             "-U",
             "postgres",
-            "--auth=trust",
+            *auth,
             "-E",
             "UTF8",
         ),
@@ -95,7 +105,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         capture_output=True,
         timeout=120,
     )
-    server = PrivatePostgres(data_dir, free_port())
+    server = PrivatePostgres(data_dir, free_port(), password)
     server.start()
     try:
         yield server
@@ -108,13 +118,16 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 @dataclass
 class PrivateRedis:
     port: int
+    password: str | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        requirepass = ["--requirepass", self.password] if self.password else []
         self.process = subprocess.Popen(
             [
                 "redis-server",
@@ -126,6 +139,7 @@ class PrivateRedis:
                 "",
                 "--appendonly",
                 "no",
+                *requirepass,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -149,8 +163,9 @@ class PrivateRedis:
 
 
 @contextlib.contextmanager
-def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis(free_port())
+def private_redis(password: str | None = None) -> Iterator[PrivateRedis]:
+    """With a `password`, Redis refuses every command until AUTH (`--requirepass`)."""
+    server = PrivateRedis(free_port(), password)
     server.start()
     try:
         yield server
