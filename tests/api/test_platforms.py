@@ -59,7 +59,7 @@ def test_platforms_needs_a_token_and_is_read_only(api: TestClient) -> None:
     assert api.get("/api/platforms", headers={"Authorization": ""}).status_code == 401
     refused = api.post("/api/platforms")
     assert refused.status_code == 405
-    assert refused.json()["error"] == "http_error"
+    assert refused.json()["error"] == "method_not_allowed"
     schema = api.get("/openapi.json").json()
     assert "/api/platforms" in schema["paths"]
     assert "PlatformsRead" in schema["components"]["schemas"]
