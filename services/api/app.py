@@ -14,8 +14,10 @@ from gristmill.events import init_event_publisher
 from gristmill.logging import configure_logging
 from gristmill.observability.publish import install_publish_metrics
 from gristmill.settings import Settings, get_settings
+from services.api.console import build_console
 from services.api.errors import install_error_handlers
-from services.api.routes import accounts, health, jobs, metrics
+from services.api.routes import accounts, console, health, jobs, metrics, session, streams
+from services.api.routes.dashboard import install_dashboard
 
 
 class MissingTokenError(RuntimeError):
@@ -38,8 +40,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = init_database(settings, pool_size=10)
         init_event_publisher(settings.redis_url.get_secret_value())
-        yield
-        database.dispose()
+        state = build_console(settings)
+        app.state.console = state
+        await state.hub.start()
+        try:
+            yield
+        finally:
+            await state.hub.stop()
+            state.close()
+            database.dispose()
 
     app = FastAPI(
         title="Gristmill",
@@ -53,4 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(jobs.router)
     app.include_router(accounts.router)
+    app.include_router(console.router)
+    app.include_router(streams.router)
+    app.include_router(session.router)
+    install_dashboard(app)
     return app

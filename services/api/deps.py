@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from gristmill.db import get_database
 from gristmill.settings import Settings
-from services.api.errors import ForbiddenError, UnauthorizedError
+from services.api.auth import Caller, authenticate
+from services.api.errors import ForbiddenError
 
 _bearer = HTTPBearer(auto_error=False, description="A token from API_TOKENS or API_READ_TOKENS")
 
@@ -34,26 +35,28 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def _token_scope(
+def get_caller(
+    request: Request,
     settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise UnauthorizedError("missing bearer token: send 'Authorization: Bearer <token>'")
-    scope = settings.token_scope(credentials.credentials)
-    if scope is None:
-        raise UnauthorizedError("invalid bearer token")
-    return scope
+    # Declared only so OpenAPI documents the bearer scheme; `authenticate` reads the header.
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    caller = authenticate(settings, request.method, request.headers, request.cookies)
+    request.state.caller = caller
+    return caller
 
 
-def require_read(scope: Annotated[str, Depends(_token_scope)]) -> str:
-    return scope
+CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def require_write(scope: Annotated[str, Depends(_token_scope)]) -> str:
-    if scope != "write":
+def require_read(caller: CallerDep) -> Caller:
+    return caller
+
+
+def require_write(caller: CallerDep) -> Caller:
+    if caller.scope != "write":
         raise ForbiddenError("this token is read-only; writing needs a token from API_TOKENS")
-    return scope
+    return caller
 
 
 ReadAuth = Depends(require_read)

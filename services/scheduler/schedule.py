@@ -1,42 +1,17 @@
-"""The beat schedule, all in UTC."""
+"""Beat's schedule, built from the core's schedule data (`gristmill.schedules`), all in UTC."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery.schedules import crontab, schedule
-
-from gristmill.cron import parse_cron
-from gristmill.jobs.types import JOB_TYPES, REQUEUE_ORPHANS_TASK, JobType
+from gristmill.schedules import schedule_entries
 from gristmill.settings import Settings
-
-WEEKLY_BACKFILL_CHECK = crontab(minute="0", hour="3", day_of_week="sun")
-MONTHLY_CLEANUP = crontab(minute="30", hour="3", day_of_month="1")
 
 
 def build_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    return {
-        "daily-scrape-all": {
-            "task": JOB_TYPES[JobType.DAILY_SCRAPE_ALL].task_name,
-            "schedule": parse_cron(settings.daily_scrape_cron),
-        },
-        "weekly-backfill-check": {
-            "task": JOB_TYPES[JobType.BACKFILL_CHECK].task_name,
-            "schedule": WEEKLY_BACKFILL_CHECK,
-        },
-        "monthly-cleanup-old-jobs": {
-            "task": JOB_TYPES[JobType.CLEANUP_OLD_JOBS].task_name,
-            "schedule": MONTHLY_CLEANUP,
-        },
-        "health-check": {
-            "task": JOB_TYPES[JobType.HEALTH_CHECK].task_name,
-            "schedule": schedule(settings.health_check_interval_seconds),
-        },
-        # Plumbing, not a job: finds jobs whose worker was killed and sends them again.
-        "requeue-orphaned-jobs": {
-            "task": REQUEUE_ORPHANS_TASK,
-            "schedule": schedule(settings.orphan_check_interval_seconds),
-            # Most urgent: it must not wait behind a bulk scrape's batches to rescue a job.
-            "options": {"expires": settings.orphan_check_interval_seconds, "priority": 0},
-        },
-    }
+    beat: dict[str, dict[str, Any]] = {}
+    for entry in schedule_entries(settings):
+        beat[entry.name] = {"task": entry.task, "schedule": entry.celery_schedule()}
+        if entry.options:
+            beat[entry.name]["options"] = dict(entry.options)
+    return beat
