@@ -85,7 +85,10 @@ class Subscription:
         self.queue = asyncio.Queue(maxsize=self.buffer_size)
 
     def offer(self, message: StreamMessage) -> None:
-        if self.lagged or not message.concerns(self.job_id):
+        if not message.concerns(self.job_id):
+            return
+        if self.lagged:  # the snapshot it is about to get covers this
+            self.dropped += 1
             return
         try:
             self.queue.put_nowait(message)

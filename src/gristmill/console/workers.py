@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 import redis
+from kubernetes.client.exceptions import ApiException
 
 from gristmill.console.pods import PodLister, WorkerPod
 from gristmill.observability.heartbeat import WorkerRecord, read_worker_records
@@ -67,9 +68,14 @@ def read_workers(client: redis.Redis, pod_lister: PodLister | None = None) -> Wo
         return WorkersView(workers)
     try:
         pods = pod_lister.list_pods()
-    except Exception as exc:  # the Kubernetes API unreachable or refusing: show why, not a 500
-        logger.warning("cannot list worker pods", exc_info=True)
-        return WorkersView(workers, pods=[], pods_error=f"{type(exc).__name__}: {exc}"[:300])
+    except ApiException as exc:  # refusing (RBAC off, token expired): show why, not a 500
+        error = f"the Kubernetes API answered {exc.status} {exc.reason}"
+        logger.warning("cannot list worker pods: %s", error)
+        return WorkersView(workers, pods=[], pods_error=error)
+    except Exception as exc:  # unreachable, timed out
+        error = f"the Kubernetes API did not answer: {type(exc).__name__}"
+        logger.warning("cannot list worker pods: %s", error)
+        return WorkersView(workers, pods=[], pods_error=error)
     by_pool: dict[str, list[WorkerPod]] = {}
     for pod in pods:
         by_pool.setdefault(pod.pool or "unknown", []).append(pod)
