@@ -102,7 +102,9 @@ def test_schedules_show_cron_interval_last_run_with_its_job_and_next_run(
             session, JobType.CLEANUP_OLD_JOBS, created_at=utc_now() - timedelta(days=3)
         )
         newest = make_job(
-            session, JobType.CLEANUP_OLD_JOBS, status=JobStatus.RUNNING,
+            session,
+            JobType.CLEANUP_OLD_JOBS,
+            status=JobStatus.RUNNING,
             created_at=utc_now() - timedelta(days=1),
         )
     ran_at = utc_now() - timedelta(seconds=100)

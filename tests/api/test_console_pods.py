@@ -60,11 +60,20 @@ class FakeKubernetes:
                     (url.path, parse_qs(url.query), self.headers.get("Authorization"))
                 )
                 if fake.status != 200:
-                    body = {"kind": "Status", "status": "Failure", "code": fake.status,
-                            "reason": "Forbidden", "message": "pods is forbidden"}
+                    body = {
+                        "kind": "Status",
+                        "status": "Failure",
+                        "code": fake.status,
+                        "reason": "Forbidden",
+                        "message": "pods is forbidden",
+                    }
                 else:
-                    body = {"kind": "PodList", "apiVersion": "v1", "metadata": {},
-                            "items": fake.pods}
+                    body = {
+                        "kind": "PodList",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "items": fake.pods,
+                    }
                 data = json.dumps(body).encode()
                 self.send_response(fake.status)
                 self.send_header("Content-Type", "application/json")
@@ -101,8 +110,9 @@ def test_workers_list_the_worker_pods_of_each_pool(api: TestClient, kube: FakeKu
     kube.pods = [
         _pod("gristmill-worker-low-7d9-x1", "low", ready=True, restarts=0, age=timedelta(hours=3)),
         _pod("gristmill-worker-high-5f-a", "high", ready=True, restarts=2, age=timedelta(days=2)),
-        _pod("gristmill-worker-high-5f-b", "high", ready=False, restarts=7,
-             age=timedelta(minutes=1)),
+        _pod(
+            "gristmill-worker-high-5f-b", "high", ready=False, restarts=7, age=timedelta(minutes=1)
+        ),
     ]
     api.app.state.console.pod_lister = kube.lister()  # type: ignore[attr-defined]
     body = api.get("/api/workers").json()
@@ -148,7 +158,9 @@ def test_outside_a_cluster_there_is_no_pod_lister(tmp_path: Path) -> None:
 
 def test_in_cluster_configuration_reads_the_service_account(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("mounted-token")
-    (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    (tmp_path / "ca.crt").write_text(
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    )
     (tmp_path / "namespace").write_text("team-a\n")
     settings = Settings(
         kubernetes_service_host="10.96.0.1",

@@ -75,9 +75,7 @@ def second_api(stack: Stack) -> Iterator[str]:
     port = free_port()
     stack.start("api_replica", {"PORT": str(port)})
     url = f"http://127.0.0.1:{port}"
-    wait_until(
-        lambda: _answers(url), timeout=30, what="the second api process to answer /healthz"
-    )
+    wait_until(lambda: _answers(url), timeout=30, what="the second api process to answer /healthz")
     yield url
     stack.kill("api_replica")
 
@@ -105,8 +103,11 @@ def test_a_job_shows_on_both_replicas_streams_within_a_second(
         _background(_read_sse, stack.api_url, stack.api_token, sse),
         _background(_read_ws, second_api, stack.api_token, ws),
     ]
-    wait_until(lambda: sse.of_type("snapshot") and ws.of_type("snapshot"), timeout=10,
-               what="both snapshots")
+    wait_until(
+        lambda: sse.of_type("snapshot") and ws.of_type("snapshot"),
+        timeout=10,
+        what="both snapshots",
+    )
     job_id = start(stack_api, "/api/jobs/scrape-account/alice")
     assert wait_for_job(stack_api, job_id)["status"] == "completed"
     for received in (sse, ws):
@@ -167,6 +168,7 @@ def test_reconnecting_with_the_last_id_replays_what_was_missed(
     )
     assert again.messages[0][1]["type"] == "job"  # replayed, no snapshot needed
     assert not again.of_type("snapshot")
+
     def seq(message_id: str) -> int:
         return int(message_id.rsplit("-", 1)[1])
 
@@ -211,8 +213,11 @@ def test_a_stream_filtered_to_one_job_carries_its_result(
 @pytest.mark.integration
 def test_streams_need_a_token(stack: Stack) -> None:
     assert httpx.get(f"{stack.api_url}/api/events").status_code == 401
-    bad = httpx.get(f"{stack.api_url}/api/events", params={"job_id": "nope"},
-                    headers={"Authorization": f"Bearer {stack.api_token}"})
+    bad = httpx.get(
+        f"{stack.api_url}/api/events",
+        params={"job_id": "nope"},
+        headers={"Authorization": f"Bearer {stack.api_token}"},
+    )
     assert bad.status_code == 422
     with pytest.raises(InvalidStatus) as refused:
         ws_connect(stack.api_url.replace("http://", "ws://") + "/api/ws", open_timeout=5)
