@@ -54,6 +54,11 @@ def test_wrong_token_is_refused(browser: TestClient) -> None:
     assert "set-cookie" not in response.headers
     assert browser.post("/api/session", json={}).status_code == 422
     assert browser.get("/api/accounts").status_code == 401
+    assert browser.get("/api/session").json() == {
+        "scope": None,
+        "csrf_token": None,
+        "expires_at": None,
+    }
 
 
 def test_cookie_writes_need_the_csrf_token_and_the_same_origin(browser: TestClient) -> None:
@@ -122,7 +127,7 @@ def test_dashboard_is_served_with_a_strict_content_security_policy(browser: Test
     assert "frame-ancestors 'none'" in policy
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["referrer-policy"] == "no-referrer"
-    script = browser.get("/static/app.js")
+    script = browser.get("/static/js/app.js")
     assert script.status_code == 200
     assert "javascript" in script.headers["content-type"]
     assert "content-security-policy" in script.headers

@@ -5,11 +5,14 @@ The token travels once, in a POST body; it is never put in a URL, a cookie or a 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.api.auth import SESSION_COOKIE, new_session
-from services.api.deps import CallerDep, SettingsDep
+from services.api.auth import SESSION_COOKIE, authenticate, new_session
+from services.api.deps import SettingsDep
+from services.api.errors import ForbiddenError, UnauthorizedError
 
 router = APIRouter(prefix="/api/session", tags=["session"])
 
@@ -23,7 +26,9 @@ class SignIn(BaseModel):
 
 
 class SessionRead(BaseModel):
-    scope: str = Field(description="`write` or `read` (read-only: writes are refused).")
+    scope: Literal["read", "write"] | None = Field(
+        description="`write`, `read` (read-only: writes are refused), or null: not signed in."
+    )
     csrf_token: str | None = Field(
         description="Send as `X-CSRF-Token` on writes made with the session cookie."
     )
@@ -56,9 +61,14 @@ def sign_in(
 
 
 @router.get("")
-def current_session(caller: CallerDep, response: Response) -> SessionRead:
-    """Who the caller is; with a cookie, also the CSRF token the page needs for writes."""
+def current_session(request: Request, response: Response, settings: SettingsDep) -> SessionRead:
+    """Who the caller is (scope null when not signed in, so the page can ask without an error);
+    with a cookie, also the CSRF token the page needs for writes."""
     response.headers["Cache-Control"] = "no-store"
+    try:
+        caller = authenticate(settings, "GET", request.headers, request.cookies)
+    except (UnauthorizedError, ForbiddenError):
+        return SessionRead(scope=None, csrf_token=None, expires_at=None)
     return SessionRead(
         scope=caller.scope, csrf_token=caller.csrf_token, expires_at=caller.expires_at
     )

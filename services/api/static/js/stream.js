@@ -1,0 +1,52 @@
+// One WebSocket to /api/ws for the whole page. It reconnects with backoff and resumes from the
+// last id it saw; the server replays what was missed or sends a fresh snapshot.
+
+export class Stream extends EventTarget {
+  constructor() {
+    super();
+    this.lastId = null;
+    this.socket = null;
+    this.delay = 500;
+    this.stopped = false;
+    this.connected = false;
+  }
+
+  start() {
+    this.stopped = false;
+    this.open();
+  }
+
+  stop() {
+    this.stopped = true;
+    if (this.socket) this.socket.close();
+  }
+
+  open() {
+    const url = new URL("/api/ws", window.location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    if (this.lastId) url.searchParams.set("last_event_id", this.lastId);
+    const socket = new WebSocket(url);
+    this.socket = socket;
+    socket.addEventListener("open", () => {
+      this.delay = 500;
+      this.setConnected(true);
+    });
+    socket.addEventListener("message", (event) => {
+      const message = JSON.parse(event.data);
+      if (message.type === "ping") return;
+      if (message.id) this.lastId = message.id;
+      this.dispatchEvent(new CustomEvent(message.type, { detail: message.data }));
+    });
+    socket.addEventListener("close", () => {
+      this.setConnected(false);
+      if (this.stopped) return;
+      setTimeout(() => this.open(), this.delay);
+      this.delay = Math.min(this.delay * 2, 10_000);
+    });
+  }
+
+  setConnected(connected) {
+    this.connected = connected;
+    this.dispatchEvent(new CustomEvent("connection", { detail: { connected } }));
+  }
+}
