@@ -2,6 +2,8 @@
 
 1. scrape-all over N accounts with the fake platform answering after 100 ms: accounts/s.
 2. listing jobs newest-first (first page, a deep cursor page, filtered) with 1M job rows.
+3. with --streams: the console's push updates (bench/streams.py), 100 WebSocket clients while
+   50 jobs/s change state: delivery latency p50/p99.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
+from bench.streams import bench_streams
 from gristmill.accounts.models import Account
 from gristmill.db import Database
 from gristmill.migrations.runner import create_database, drop_database, upgrade
@@ -123,6 +126,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--accounts", type=int, default=int(os.environ.get("BENCH_ACCOUNTS", 2000)))
     parser.add_argument("--rows", type=int, default=int(os.environ.get("BENCH_ROWS", 1_000_000)))
+    parser.add_argument(
+        "--streams", action="store_true", help="also run the streams benchmark (bench/streams.py)"
+    )
     args = parser.parse_args()
     with server_urls() as servers, private_redis_url(servers.redis_server_url) as redis_url:
         database_url = private_database_url(servers.database_server_url, "bench")
@@ -148,6 +154,8 @@ def main() -> None:
                 stack.start_all()
                 bench_scrape_all(stack, database, fake, args.accounts)
                 bench_listing(stack, database, args.rows)
+                if args.streams:
+                    bench_streams(stack.api_url, env)
             finally:
                 stack.stop_all()
                 fake.stop()

@@ -63,9 +63,11 @@ def _read_ws(url: str, token: str, received: Received) -> None:
                 frame = socket.recv(timeout=0.5)
             except TimeoutError:
                 continue
-            message = json.loads(frame)
-            if message["type"] != "ping":
-                received.add(message)
+            decoded = json.loads(frame)
+            # A frame holds one message, or an array of those that were waiting together.
+            for message in decoded if isinstance(decoded, list) else [decoded]:
+                if message["type"] != "ping":
+                    received.add(message)
 
 
 @pytest.fixture

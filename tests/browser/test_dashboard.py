@@ -30,13 +30,27 @@ def _seed_metrics(database: Database, key: str, days: int = 30) -> None:
         for offset in range(days):
             day = today - timedelta(days=days - 1 - offset)
             captured = utc_now()
-            session.add(MetricSnapshot(
-                account_id=account.id, date=day, followers=1200 + offset * 37 + (offset % 5) * 9,
-                following=300 + offset // 3, posts=800 + offset * 2, captured_at=captured))
-            session.add(DailyActivityRow(
-                account_id=account.id, date=day, posts=2 + offset % 4,
-                likes=20 + int(15 * (1 + math.sin(offset / 3))), reposts=3 + offset % 6,
-                replies=1 + offset % 3, captured_at=captured))
+            session.add(
+                MetricSnapshot(
+                    account_id=account.id,
+                    date=day,
+                    followers=1200 + offset * 37 + (offset % 5) * 9,
+                    following=300 + offset // 3,
+                    posts=800 + offset * 2,
+                    captured_at=captured,
+                )
+            )
+            session.add(
+                DailyActivityRow(
+                    account_id=account.id,
+                    date=day,
+                    posts=2 + offset % 4,
+                    likes=20 + int(15 * (1 + math.sin(offset / 3))),
+                    reposts=3 + offset % 6,
+                    replies=1 + offset % 3,
+                    captured_at=captured,
+                )
+            )
 
 
 def test_sign_in_shows_the_overview_without_the_token_in_url_or_logs(
@@ -47,7 +61,8 @@ def test_sign_in_shows_the_overview_without_the_token_in_url_or_logs(
     expect(page.locator("[data-worker^='high@']")).to_have_count(1, timeout=TIMEOUT_MS)
     expect(page.locator("[data-schedule='daily-scrape-all']")).to_contain_text("0 2 * * *")
     utc_title = page.locator("[data-schedule='daily-scrape-all'] time").last.get_attribute("title")
-    assert utc_title and utc_title.endswith("UTC")
+    assert utc_title
+    assert utc_title.endswith("UTC")
     assert stack.api_token not in page.url
     console.shot("overview-1280")
     phone, context = open_console(browser, stack.api_url, stack.api_token, viewport=PHONE)
@@ -103,14 +118,24 @@ def test_cancel_a_running_backfill(
     assert get_job(stack_api, job_id)["status"] == "cancelled"
 
 
-def test_rerun_a_dead_letter(
-    console: Console, stack_api: httpx.Client, clean_db: Database
-) -> None:
+def test_rerun_a_dead_letter(console: Console, stack_api: httpx.Client, clean_db: Database) -> None:
     with clean_db.transaction() as session:
-        failed = make_job(session, JobType.SCRAPE_PLATFORM, status=JobStatus.FAILED,
-                          params={"platform": "bluesky"}, completed_at=utc_now())
-        session.add(DeadLetter(job_id=failed.job_id, job_type=failed.job_type, account_key=None,
-                               error_message="bsky.app answered 503 four times", attempts=4))
+        failed = make_job(
+            session,
+            JobType.SCRAPE_PLATFORM,
+            status=JobStatus.FAILED,
+            params={"platform": "bluesky"},
+            completed_at=utc_now(),
+        )
+        session.add(
+            DeadLetter(
+                job_id=failed.job_id,
+                job_type=failed.job_type,
+                account_key=None,
+                error_message="bsky.app answered 503 four times",
+                attempts=4,
+            )
+        )
     page = console.page
     console.go("#/dead-letters")
     row = page.locator(f"[data-dead-letter='{failed.job_id}']")
@@ -128,9 +153,16 @@ def test_page_through_history(console: Console, clean_db: Database) -> None:
     now = utc_now()
     with clean_db.transaction() as session:
         ids = [
-            str(make_job(session, JobType.SCRAPE_ACCOUNT, status=JobStatus.COMPLETED,
-                         account_key=f"acct{i}", created_at=now - timedelta(minutes=i),
-                         completed_at=now).job_id)
+            str(
+                make_job(
+                    session,
+                    JobType.SCRAPE_ACCOUNT,
+                    status=JobStatus.COMPLETED,
+                    account_key=f"acct{i}",
+                    created_at=now - timedelta(minutes=i),
+                    completed_at=now,
+                ).job_id
+            )
             for i in range(60)
         ]
     page = console.page
@@ -154,21 +186,38 @@ def test_page_through_history(console: Console, clean_db: Database) -> None:
 
 
 def test_read_only_token_sees_no_write_controls(
-    read_only_console: Console, stack_api: httpx.Client, fake_platform: FakePlatform,
-    clean_db: Database
+    read_only_console: Console,
+    stack_api: httpx.Client,
+    fake_platform: FakePlatform,
+    clean_db: Database,
 ) -> None:
     register_mastodon(stack_api, fake_platform, "alice")
     with clean_db.transaction() as session:
         failed = make_job(session, status=JobStatus.FAILED, account_key="alice")
-        session.add(DeadLetter(job_id=failed.job_id, job_type=failed.job_type,
-                               account_key="alice", error_message="gone", attempts=1))
+        session.add(
+            DeadLetter(
+                job_id=failed.job_id,
+                job_type=failed.job_type,
+                account_key="alice",
+                error_message="gone",
+                attempts=1,
+            )
+        )
         make_job(session, JobType.BACKFILL_ACCOUNT, status=JobStatus.PENDING, account_key="alice")
     page = read_only_console.page
     expect(page.locator("#scope")).to_have_text("read-only")
-    for route in ("#/", "#/jobs", "#/dead-letters", "#/accounts", "#/accounts/alice",
-                  f"#/jobs/{failed.job_id}"):
+    for route in (
+        "#/",
+        "#/jobs",
+        "#/dead-letters",
+        "#/accounts",
+        "#/accounts/alice",
+        f"#/jobs/{failed.job_id}",
+    ):
         read_only_console.go(route)
-        assert page.locator(".write, [data-cancel], [data-rerun], [data-scrape]").count() == 0, route
+        assert page.locator(".write, [data-cancel], [data-rerun], [data-scrape]").count() == 0, (
+            route
+        )
     read_only_console.go("#/accounts")
     read_only_console.shot("accounts-read-only")
     # Even a hand-made request with the session's CSRF token is refused.
@@ -187,8 +236,12 @@ def test_read_only_token_sees_no_write_controls(
 
 
 def test_an_account_chart_draws(
-    console: Console, stack_api: httpx.Client, fake_platform: FakePlatform, clean_db: Database,
-    browser: Browser, stack: Stack
+    console: Console,
+    stack_api: httpx.Client,
+    fake_platform: FakePlatform,
+    clean_db: Database,
+    browser: Browser,
+    stack: Stack,
 ) -> None:
     register_mastodon(stack_api, fake_platform, "charted")
     _seed_metrics(clean_db, "charted")
@@ -199,7 +252,9 @@ def test_an_account_chart_draws(
     points = (followers.get_attribute("d") or "").count("L")
     assert points == 29  # 30 days, one point each
     expect(page.locator("figure:has(figcaption:text('Posts per day')) rect.bar")).to_have_count(30)
-    expect(page.locator("figure:has(figcaption:text('Engagement per day')) rect.bar")).to_have_count(90)
+    expect(
+        page.locator("figure:has(figcaption:text('Engagement per day')) rect.bar")
+    ).to_have_count(90)
     console.shot("account-1280")
     phone, context = open_console(browser, stack.api_url, stack.api_token, viewport=PHONE)
     phone.go("#/accounts/charted")

@@ -26,6 +26,7 @@ from services.api.errors import ForbiddenError, UnauthorizedError
 router = APIRouter(prefix="/api", tags=["streams"])
 
 KEEPALIVE_SECONDS = 15.0
+MAX_BATCH = 200
 SSE_RETRY_MS = 2000
 
 
@@ -43,10 +44,11 @@ def _parse_job_id(raw: str | None) -> uuid.UUID | None:
         raise InvalidInputError(f"job_id {raw[:64]!r} is not a UUID") from exc
 
 
-async def stream_messages(
+async def stream_batches(
     hub: StreamHub, job_id: uuid.UUID | None, last_event_id: str | None
-) -> AsyncIterator[StreamMessage | None]:
-    """What one connection sends, in order; None means "nothing for a while" (keep-alive)."""
+) -> AsyncIterator[list[StreamMessage] | None]:
+    """What one connection sends, in order, in batches of what was waiting together (so a busy
+    stream costs one write per batch, not per message); None means "nothing for a while"."""
     job_key = str(job_id) if job_id else None
     async with hub.subscribe(job_id) as subscription:
         # Subscribed before reading the snapshot, so nothing falls between the two.
@@ -54,37 +56,53 @@ async def stream_messages(
         skip_before = 0.0
         if replay is None:
             snapshot, skip_before = await hub.snapshot(job_id)
-            yield snapshot
+            yield [snapshot]
         else:
-            for message in replay:
-                yield await _enriched(hub, message, job_id)
+            for start in range(0, len(replay), MAX_BATCH):
+                yield [await _enriched(hub, m, job_id) for m in replay[start : start + MAX_BATCH]]
         while True:
-            next_message = await _next(subscription)
-            if next_message is None:
+            waiting = await _next(subscription)
+            if waiting is None:
                 yield None
                 continue
-            if isinstance(next_message, str):  # "lagged"
-                yield StreamMessage(hub.current_id(), "resync", {"reason": "client too slow"})
-                snapshot, skip_before = await hub.snapshot(job_id)
-                yield snapshot
-                continue
-            message = next_message
-            if message.type == "resync":
-                yield message
-                snapshot, skip_before = await hub.snapshot(job_id)
-                yield snapshot
-                continue
-            # Already part of the snapshot this connection was sent.
-            if message.type == "job" and message.at < skip_before:
-                continue
-            yield await _enriched(hub, message, job_id)
+            batch: list[StreamMessage] = []
+            while True:
+                if isinstance(waiting, str) or waiting.type == "resync":
+                    # Fell behind (or the hub lost Redis): start again from a snapshot.
+                    if batch:
+                        yield batch
+                        batch = []
+                    resync = (
+                        StreamMessage(hub.current_id(), "resync", {"reason": "client too slow"})
+                        if isinstance(waiting, str)
+                        else waiting
+                    )
+                    snapshot, skip_before = await hub.snapshot(job_id)
+                    yield [resync, snapshot]
+                # A job change older than the snapshot this connection was sent is already in it.
+                elif not (waiting.type == "job" and waiting.at < skip_before):
+                    batch.append(await _enriched(hub, waiting, job_id))
+                if len(batch) >= MAX_BATCH:
+                    break
+                raw = subscription.get_nowait()
+                if raw is False:
+                    break
+                waiting = "lagged" if raw is None else raw
+            if batch:
+                yield batch
 
 
 async def _next(subscription: Subscription) -> StreamMessage | str | None:
-    try:
-        message = await asyncio.wait_for(subscription.get(), timeout=KEEPALIVE_SECONDS)
-    except TimeoutError:
-        return None
+    # The common case, a message already waiting, costs no timer and no task.
+    waiting = subscription.get_nowait()
+    message: StreamMessage | None
+    if waiting is False:
+        try:
+            message = await asyncio.wait_for(subscription.get(), timeout=KEEPALIVE_SECONDS)
+        except TimeoutError:
+            return None
+    else:
+        message = waiting
     return "lagged" if message is None else message
 
 
@@ -135,11 +153,8 @@ async def events(
 
     async def body() -> AsyncIterator[str]:
         yield f"retry: {SSE_RETRY_MS}\n\n"
-        async for message in stream_messages(hub, watched, last_event_id or resume):
-            if message is None:
-                yield ": keep-alive\n\n"
-            else:
-                yield _sse(message)
+        async for batch in stream_batches(hub, watched, last_event_id or resume):
+            yield ": keep-alive\n\n" if batch is None else "".join(_sse(m) for m in batch)
 
     return StreamingResponse(
         body(),
@@ -182,8 +197,14 @@ async def websocket(
 async def _send_all(
     socket: WebSocket, hub: StreamHub, job_id: uuid.UUID | None, last_event_id: str | None
 ) -> None:
-    async for message in stream_messages(hub, job_id, last_event_id):
+    async for batch in stream_batches(hub, job_id, last_event_id):
         if socket.application_state != WebSocketState.CONNECTED:
             return
-        # None: nothing for a while; a ping frame keeps proxies from closing an idle socket.
-        await socket.send_text('{"type":"ping"}' if message is None else message.to_json())
+        # None: nothing for a while; a ping keeps proxies from closing an idle socket. Several
+        # messages waiting together go out as one frame holding a JSON array of them.
+        if batch is None:
+            await socket.send_text('{"type":"ping"}')
+        elif len(batch) == 1:
+            await socket.send_text(batch[0].to_json())
+        else:
+            await socket.send_text("[" + ",".join(m.to_json() for m in batch) + "]")

@@ -27,7 +27,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -63,7 +63,12 @@ class StreamMessage:
         return {"id": self.id, "type": self.type, "data": self.data}
 
     def to_json(self) -> str:
-        return json.dumps(self.as_dict(), separators=(",", ":"), default=str)
+        # Serialised once, however many connections send it.
+        cached: str | None = self.__dict__.get("_json")
+        if cached is None:
+            cached = json.dumps(self.as_dict(), separators=(",", ":"), default=str)
+            object.__setattr__(self, "_json", cached)
+        return cached
 
     def concerns(self, job_id: str | None) -> bool:
         if job_id is None or self.type != "job":
@@ -103,7 +108,16 @@ class Subscription:
 
     async def get(self) -> StreamMessage | None:
         """The next message, or None when the buffer overflowed (send a resync and snapshot)."""
-        message = await self.queue.get()
+        return self._checked(await self.queue.get())
+
+    def get_nowait(self) -> StreamMessage | None | Literal[False]:
+        """Like get() without waiting: False when nothing is buffered."""
+        try:
+            return self._checked(self.queue.get_nowait())
+        except asyncio.QueueEmpty:
+            return False
+
+    def _checked(self, message: StreamMessage) -> StreamMessage | None:
         if self.lagged:
             self.lagged = False
             while not self.queue.empty():

@@ -51,7 +51,7 @@ function xLabels(labels, x, WIDTH, HEIGHT) {
   // The first and last labels are anchored inside the chart so they are never cut off.
   const anchor = (i) => (i === 0 && last > 0 ? "start" : i === last && last > 0 ? "end" : "middle");
   return labels.map((text, i) => (i % every === 0 || i === last)
-    && (i === last || last - i >= every / 2)
+    && (i === last || last - i >= every)
     ? svgEl("text", { x: x(i), y: HEIGHT - 6, class: "tick", "text-anchor": anchor(i) }, text)
     : null);
 }

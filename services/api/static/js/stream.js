@@ -32,10 +32,13 @@ export class Stream extends EventTarget {
       this.setConnected(true);
     });
     socket.addEventListener("message", (event) => {
-      const message = JSON.parse(event.data);
-      if (message.type === "ping") return;
-      if (message.id) this.lastId = message.id;
-      this.dispatchEvent(new CustomEvent(message.type, { detail: message.data }));
+      // One message per frame, or an array of the messages that were waiting together.
+      const decoded = JSON.parse(event.data);
+      for (const message of Array.isArray(decoded) ? decoded : [decoded]) {
+        if (message.type === "ping") continue;
+        if (message.id) this.lastId = message.id;
+        this.dispatchEvent(new CustomEvent(message.type, { detail: message.data }));
+      }
     });
     socket.addEventListener("close", () => {
       this.setConnected(false);

@@ -107,15 +107,26 @@ export async function render(container, _params, ctx) {
     replace(banner, unsentBanner(fresh));
     showDead(fresh.dead_letters);
   }, 3000);
-  return listen(ctx.stream, {
+  // Heartbeat ages are shown relative to now: redraw them between the stream's updates.
+  let latestWorkers = workers;
+  const ticker = setInterval(() => replace(workersBox, workersPanel(latestWorkers)), 5000);
+  const stop = listen(ctx.stream, {
     queues: (event) => replace(queuesBox, queuesPanel(event.detail)),
-    workers: (event) => replace(workersBox, workersPanel(event.detail)),
+    workers: (event) => {
+      latestWorkers = event.detail;
+      replace(workersBox, workersPanel(event.detail));
+    },
     snapshot: (event) => {
+      latestWorkers = event.detail.workers;
       replace(queuesBox, queuesPanel(event.detail.queues));
       replace(workersBox, workersPanel(event.detail.workers));
       refreshJobs();
     },
     job: (event) => { if (event.detail.change !== "progress") refreshJobs(); },
   });
+  return () => {
+    clearInterval(ticker);
+    stop();
+  };
 }
 
