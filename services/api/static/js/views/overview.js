@@ -57,12 +57,13 @@ function jobsChart(overview) {
 
 function schedulesPanel(schedules) {
   return table([
-    { title: "Entry" }, { title: "When (UTC)" }, { title: "Last run" },
+    { title: "Entry" }, { title: "When (UTC)" }, { title: "Last run", class: "hide-sm" },
     { title: "Last job", class: "hide-sm" }, { title: "Next run" },
   ], schedules.map((s) => h("tr", { "data-schedule": s.name },
     h("td", {}, s.name),
     h("td", { class: "mono" }, s.cron || `every ${age(s.interval_seconds)}`),
-    h("td", {}, s.last_run_at ? time(s.last_run_at, { rel: true }) : h("span", { class: "muted" }, "not yet")),
+    h("td", { class: "hide-sm" }, s.last_run_at ? time(s.last_run_at, { rel: true })
+      : h("span", { class: "muted" }, "not yet")),
     h("td", { class: "hide-sm" }, s.last_job_id && s.job_type
       ? h("span", {}, h("a", { href: `#/jobs/${s.last_job_id}`, class: "mono" }, shortId(s.last_job_id)), " ",
         s.last_job_status ? statusBadge(s.last_job_status) : null)
