@@ -63,8 +63,10 @@ helm: ## fetch a pinned helm into .bin/ unless one is on PATH
 k8s: install ## render k8s/ from the chart
 	bash scripts/render_k8s.sh
 
-bench: install ## throughput and latency figures
-	$(BIN)/python -m bench
+bench: install ## figures against plain FastAPI / plain Celery peers in the same run (needs wrk)
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install -y wrk"; exit 1; }
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .bin .mypy_cache .ruff_cache

@@ -1,166 +1,196 @@
-"""`make bench`: throughput and latency figures on this machine, against real services.
+"""`make bench`: Gristmill against plain peers measured in the same run, on this machine.
 
-1. scrape-all over N accounts with the fake platform answering after 100 ms: accounts/s.
-2. listing jobs newest-first (first page, a deep cursor page, filtered) with 1M job rows.
-3. with --streams: the console's push updates (bench/streams.py), 100 WebSocket clients while
-   50 jobs/s change state: delivery latency p50/p99.
+1. Start endpoint, 32 concurrent clients, one api process: Gristmill's
+   `POST /api/jobs/scrape-account/{key}` against a plain FastAPI endpoint doing one INSERT and
+   one `send_task` (bench/plain_api.py).
+2. Single-account jobs drained by the Procfile's `high` pool against a plain Celery no-op task
+   with the same pool settings (bench/plain_celery.py).
+3. Start latency on idle workers: POST to `running` against plain Celery's enqueue-to-start.
+4. scrape-all at 100 ms platform latency; listing and cleanup at 1M job rows.
+5. The console's push updates: 100 WebSocket clients on one api process while 50 jobs/s change
+   state (bench/streams.py): delivery latency p50/p99.
+
+Figures print as they come; a summary table with ratios ends the run, and the chart of ratios
+is written to docs/benchmarks.png.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import tempfile
-import time
 from pathlib import Path
 
-import httpx
-from sqlalchemy import text
-
+from bench.bulk import bench_cleanup, bench_listing, bench_scrape_all
+from bench.environment import bench_env
+from bench.load import require_wrk
+from bench.report import Figure, chart, machine, table
+from bench.start_endpoint import CONNECTIONS, bench_start_endpoint
 from bench.streams import bench_streams
-from gristmill.accounts.models import Account
-from gristmill.db import Database
-from gristmill.migrations.runner import create_database, drop_database, upgrade
-from tests.fakeplatform import FakePlatform
-from tests.support.services import (
-    private_database_url,
-    private_redis_url,
-    server_urls,
-    settings_from_env,
+from bench.workers import (
+    bench_gristmill_drain,
+    bench_gristmill_start_latency,
+    bench_plain_drain,
+    bench_plain_start_latency,
+    median,
 )
-from tests.support.stack import Stack, free_port, wait_until
 
-
-def bench_scrape_all(stack: Stack, database: Database, fake: FakePlatform, accounts: int) -> None:
-    fake.set_latency(0.1)
-    for index in range(accounts):
-        fake.add_mastodon_account(f"b{index}", followers=index, following=1, statuses=1)
-    with database.transaction() as session:
-        session.execute(
-            Account.__table__.insert(),
-            [
-                {
-                    "key": f"b{index}",
-                    "platform": "mastodon",
-                    "handle": f"b{index}@fake.social",
-                    "base_url": fake.url,
-                    "active": True,
-                }
-                for index in range(accounts)
-            ],
-        )
-    headers = {"Authorization": f"Bearer {stack.api_token}"}
-    with httpx.Client(base_url=stack.api_url, headers=headers, timeout=30) as client:
-        started = time.monotonic()
-        job_id = client.post("/api/jobs/scrape-all").json()["job_id"]
-
-        def finished() -> dict[str, object] | None:
-            job: dict[str, object] = client.get(f"/api/jobs/{job_id}").json()
-            return job if job["status"] in ("completed", "failed") else None
-
-        job = wait_until(finished, timeout=1800, interval=0.5, what="scrape-all")
-        elapsed = time.monotonic() - started
-    assert isinstance(job, dict)
-    result = job["result"]
-    print(
-        f"scrape-all: {accounts} accounts at 100 ms platform latency in {elapsed:.1f} s "
-        f"= {accounts / elapsed:.0f} accounts/s (succeeded {result['succeeded']}, "
-        f"failed {result['failed']})"
-    )
-
-
-def bench_listing(stack: Stack, database: Database, rows: int) -> None:
-    with database.transaction() as session:
-        session.execute(text("TRUNCATE jobs CASCADE"))
-        session.execute(
-            text(
-                """
-                INSERT INTO jobs (job_id, job_type, status, progress, params, queue, priority,
-                                  attempts, account_key, created_at)
-                SELECT gen_random_uuid(),
-                       (ARRAY['scrape_account','scrape_all','backfill_account'])[1 + i % 3],
-                       (ARRAY['completed','failed','pending','running','cancelled'])[1 + i % 5],
-                       0, '{}'::jsonb, 'high', 0, 1, 'acct' || (i % 1000),
-                       now() - make_interval(secs => i)
-                FROM generate_series(1, :rows) AS i
-                """
-            ),
-            {"rows": rows},
-        )
-    with database.engine.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE jobs"))
-    headers = {"Authorization": f"Bearer {stack.api_token}"}
-    with httpx.Client(base_url=stack.api_url, headers=headers, timeout=30) as client:
-        cursor = None
-        for _ in range(200):  # walk 200 pages deep to get a deep cursor
-            page = client.get(
-                "/api/jobs", params={"limit": 200} | ({"cursor": cursor} if cursor else {})
-            ).json()
-            cursor = page["next_cursor"]
-        cases = {
-            "first page (limit 50)": {"limit": 50},
-            "page 201 via cursor (limit 200)": {"limit": 200, "cursor": cursor},
-            "status=failed": {"status": "failed"},
-            "job_type=backfill_account&status=running": {
-                "job_type": "backfill_account",
-                "status": "running",
-            },
-            "account_key=acct7": {"account_key": "acct7"},
-        }
-        for name, params in cases.items():
-            timings = []
-            for _ in range(30):
-                started = time.perf_counter()
-                response = client.get("/api/jobs", params=params)
-                timings.append((time.perf_counter() - started) * 1000)
-                assert response.status_code == 200
-            timings.sort()
-            print(
-                f"list jobs at {rows:,} rows, {name}: p50 {statistics.median(timings):.1f} ms, "
-                f"p95 {timings[int(len(timings) * 0.95) - 1]:.1f} ms"
-            )
+CHART = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.png"
+SECTIONS = ("start", "drain", "latency", "scrape_all", "listing", "cleanup", "streams")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--accounts", type=int, default=int(os.environ.get("BENCH_ACCOUNTS", 2000)))
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these")
+    parser.add_argument("--rounds", type=int, default=3, help="start endpoint rounds per peer")
+    parser.add_argument("--seconds", type=int, default=15, help="seconds per load round")
+    parser.add_argument("--drain-jobs", type=int, default=2000)
+    parser.add_argument("--latency-samples", type=int, default=200)
+    parser.add_argument("--accounts", type=int, default=int(os.environ.get("BENCH_ACCOUNTS", 5000)))
     parser.add_argument("--rows", type=int, default=int(os.environ.get("BENCH_ROWS", 1_000_000)))
-    parser.add_argument(
-        "--streams", action="store_true", help="also run the streams benchmark (bench/streams.py)"
-    )
+    parser.add_argument("--chart", type=Path, default=CHART)
     args = parser.parse_args()
-    with server_urls() as servers, private_redis_url(servers.redis_server_url) as redis_url:
-        database_url = private_database_url(servers.database_server_url, "bench")
-        create_database(database_url)
-        upgrade(database_url)
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "API_TOKENS": "bench-token",
-            "SCRAPER_ALLOW_PRIVATE_NETWORKS": "true",
-            "LOG_LEVEL": "WARNING",
-            "PORT": str(free_port()),
-            "WORKER_METRICS_PORT": "0",
-        }
-        fake = FakePlatform()
-        fake.start()
-        with tempfile.TemporaryDirectory() as logs:
-            env["BEAT_SCHEDULE_FILE"] = str(Path(logs) / "beat")
-            stack = Stack(env=env, log_dir=Path(logs))
-            database = Database(settings_from_env(env))
-            try:
-                stack.start_all()
-                bench_scrape_all(stack, database, fake, args.accounts)
-                bench_listing(stack, database, args.rows)
-                if args.streams:
-                    bench_streams(stack.api_url, env)
-            finally:
-                stack.stop_all()
-                fake.stop()
-                database.dispose()
-                drop_database(database_url)
+    sections = set(args.only or SECTIONS)
+    if "start" in sections:
+        require_wrk()
+    print(f"machine: {machine()}")
+    figures: list[Figure] = []
+    with bench_env() as env:
+        if "start" in sections:
+            ours, plain = bench_start_endpoint(env, rounds=args.rounds, seconds=args.seconds)
+            print(ours.line("start endpoint, Gristmill"))
+            print(plain.line("start endpoint, plain FastAPI"))
+            ratio = ours.requests_per_second / plain.requests_per_second
+            figures.append(
+                Figure(
+                    f"POST start, {CONNECTIONS} clients: req/s",
+                    f"{ours.requests_per_second:,.0f} req/s",
+                    f"{plain.requests_per_second:,.0f} req/s",
+                    ratio,
+                    ">= 1.0x",
+                    ratio >= 1.0,
+                    bar_ratio=1.0,
+                )
+            )
+            figures.append(
+                Figure(
+                    f"POST start, {CONNECTIONS} clients: p99",
+                    f"{ours.p99_ms:.0f} ms",
+                    f"{plain.p99_ms:.0f} ms",
+                    ours.p99_ms / plain.p99_ms,
+                    "<= 100 ms",
+                    ours.p99_ms <= 100,
+                    higher_is_better=False,
+                )
+            )
+        if "drain" in sections:
+            ours_drain = bench_gristmill_drain(env, args.drain_jobs)
+            plain_drain = bench_plain_drain(env, args.drain_jobs)
+            print(
+                f"drain {args.drain_jobs} jobs: Gristmill {ours_drain.per_second:,.0f} jobs/s "
+                f"({ours_drain.seconds:.2f} s), plain Celery {plain_drain.per_second:,.0f} "
+                f"tasks/s ({plain_drain.seconds:.2f} s)"
+            )
+            ratio = ours_drain.per_second / plain_drain.per_second
+            figures.append(
+                Figure(
+                    f"drain {args.drain_jobs} single-account jobs",
+                    f"{ours_drain.per_second:,.0f} jobs/s",
+                    f"{plain_drain.per_second:,.0f} tasks/s",
+                    ratio,
+                    ">= 0.5x",
+                    ratio >= 0.5,
+                    bar_ratio=0.5,
+                )
+            )
+        if "latency" in sections:
+            ours_ms = bench_gristmill_start_latency(env, args.latency_samples)
+            plain_ms = bench_plain_start_latency(env, args.latency_samples)
+            print(
+                f"start latency p50: Gristmill POST to running {median(ours_ms):.1f} ms, "
+                f"plain Celery enqueue to start {median(plain_ms):.1f} ms"
+            )
+            ratio = median(ours_ms) / median(plain_ms)
+            figures.append(
+                Figure(
+                    "start latency p50 (idle workers)",
+                    f"{median(ours_ms):.1f} ms",
+                    f"{median(plain_ms):.1f} ms",
+                    ratio,
+                    "<= 2.0x",
+                    ratio <= 2.0,
+                    bar_ratio=2.0,
+                    higher_is_better=False,
+                )
+            )
+        if "scrape_all" in sections:
+            bulk = bench_scrape_all(env, args.accounts)
+            print(
+                f"scrape-all: {bulk.accounts} accounts at 100 ms latency in {bulk.seconds:.1f} s "
+                f"= {bulk.per_second:,.0f} accounts/s ({bulk.succeeded} succeeded)"
+            )
+            figures.append(
+                Figure(
+                    f"scrape-all, {bulk.accounts} accounts at 100 ms",
+                    f"{bulk.per_second:,.0f} accounts/s",
+                    "-",
+                    None,
+                    ">= 600/s",
+                    bulk.per_second >= 600,
+                )
+            )
+        if "listing" in sections:
+            listing = bench_listing(env, args.rows, samples=200)
+            for name, (p50, p99) in listing.items():
+                print(
+                    f"list jobs at {args.rows:,} rows, {name}: p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+                )
+            worst = max(p99 for _, p99 in listing.values())
+            figures.append(
+                Figure(
+                    f"GET /api/jobs at {args.rows:,} rows, worst p99",
+                    f"{worst:.1f} ms",
+                    "-",
+                    None,
+                    "<= 20 ms",
+                    worst <= 20,
+                )
+            )
+        if "cleanup" in sections:
+            cleanup = bench_cleanup(env, args.rows)
+            print(
+                f"cleanup: {cleanup.deleted:,} finished jobs deleted in {cleanup.seconds:.1f} s; "
+                f"longest transaction seen {cleanup.longest_transaction_seconds:.2f} s"
+            )
+            figures.append(
+                Figure(
+                    f"cleanup of {cleanup.deleted:,} finished jobs",
+                    f"{cleanup.seconds:.1f} s, "
+                    f"longest txn {cleanup.longest_transaction_seconds:.2f} s",
+                    "-",
+                    None,
+                    "<= 60 s, txn <= 1 s",
+                    cleanup.seconds <= 60 and cleanup.longest_transaction_seconds <= 1,
+                )
+            )
+        if "streams" in sections:
+            streams = bench_streams(env.stack.api_url, env.env)
+            figures.append(
+                Figure(
+                    f"streams: {streams.clients} WebSocket clients, "
+                    f"{streams.jobs_per_second:g} jobs/s",
+                    f"p50 {streams.p50:.0f} ms, p99 {streams.p99:.0f} ms, "
+                    f"{streams.deliveries}/{streams.expected} delivered",
+                    "-",
+                    None,
+                    "within 1 s, all delivered",
+                    streams.p99 <= 1000 and streams.deliveries == streams.expected,
+                )
+            )
+    print()
+    print(table(figures))
+    if any(f.ratio is not None for f in figures):
+        chart(figures, args.chart)
+        print(f"\nchart of the ratios: {args.chart}")
 
 
 if __name__ == "__main__":

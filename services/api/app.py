@@ -11,6 +11,8 @@ from gristmill import __version__
 from gristmill.celery_app import configure_celery
 from gristmill.db import init_database
 from gristmill.events import init_event_publisher
+from gristmill.jobs.dispatch import start_dispatcher, stop_dispatcher
+from gristmill.jobs.intake import JobIntake
 from gristmill.logging import configure_logging
 from gristmill.observability.publish import install_publish_metrics
 from gristmill.settings import Settings, get_settings
@@ -40,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = init_database(settings, pool_size=10)
         init_event_publisher(settings.redis_url.get_secret_value())
+        start_dispatcher(settings, lambda: database, relay=True)
+        app.state.job_intake = JobIntake(lambda: database)
         state = build_console(settings)
         app.state.console = state
         await state.hub.start()
@@ -48,6 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await state.hub.stop()
             state.close()
+            app.state.job_intake.stop()
+            stop_dispatcher()
             database.dispose()
 
     app = FastAPI(

@@ -31,7 +31,6 @@ SNAPSHOT_ACTIVE_JOBS = 200
 @dataclass
 class Console:
     broker: redis.Redis
-    redis: redis.Redis
     pod_lister: PodLister | None
     hub: StreamHub
 
@@ -43,7 +42,6 @@ class Console:
 
     def close(self) -> None:
         self.broker.close()
-        self.redis.close()
 
 
 def _jobs_json(jobs: list[Job]) -> list[dict[str, Any]]:
@@ -92,10 +90,5 @@ def build_console(settings: Settings) -> Console:
     hub = StreamHub(
         settings.redis_url.get_secret_value(), snapshot=snapshot, status=status, job=read_job
     )
-    console = Console(
-        broker,
-        client(settings.redis_url.get_secret_value()),
-        pod_lister_from_settings(settings),
-        hub,
-    )
+    console = Console(broker, pod_lister_from_settings(settings), hub)
     return console

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from gristmill.db import get_database
+from gristmill.jobs.intake import JobIntake
 from gristmill.settings import Settings
 from services.api.auth import Caller, authenticate
 from services.api.errors import ForbiddenError
@@ -17,7 +18,7 @@ from services.api.errors import ForbiddenError
 _bearer = HTTPBearer(auto_error=False, description="A token from API_TOKENS or API_READ_TOKENS")
 
 
-def get_settings_from_app(request: Request) -> Settings:
+async def get_settings_from_app(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -35,7 +36,19 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_caller(
+async def get_job_intake(request: Request) -> JobIntake:
+    """The api's group commit for starts (gristmill.jobs.intake): the intake, not the request,
+    owns the transaction that starts a job, shared with the requests batched with it."""
+    intake: JobIntake = request.app.state.job_intake
+    return intake
+
+
+IntakeDep = Annotated[JobIntake, Depends(get_job_intake)]
+
+
+# Auth dependencies are `async def` on purpose: they do no I/O, and a plain `def` would cost a
+# thread-pool hop per dependency per request.
+async def get_caller(
     request: Request,
     settings: SettingsDep,
     # Declared only so OpenAPI documents the bearer scheme; `authenticate` reads the header.
@@ -49,11 +62,11 @@ def get_caller(
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def require_read(caller: CallerDep) -> Caller:
+async def require_read(caller: CallerDep) -> Caller:
     return caller
 
 
-def require_write(caller: CallerDep) -> Caller:
+async def require_write(caller: CallerDep) -> Caller:
     if caller.scope != "write":
         raise ForbiddenError("this token is read-only; writing needs a token from API_TOKENS")
     return caller

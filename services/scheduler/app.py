@@ -9,6 +9,7 @@ from celery.signals import beat_init
 from gristmill.celery_app import celery_app, configure_celery
 from gristmill.db import init_database
 from gristmill.events import init_event_publisher
+from gristmill.jobs.dispatch import start_dispatcher
 from gristmill.logging import configure_logging
 from gristmill.observability.publish import install_publish_metrics
 from gristmill.settings import get_settings
@@ -26,8 +27,10 @@ celery_app.conf.update(
 
 @beat_init.connect
 def _start(**_: Any) -> None:
-    init_database(settings, pool_size=1)
+    database = init_database(settings, pool_size=2)
     init_event_publisher(settings.redis_url.get_secret_value())
+    # The scheduler relays the outbox too, so jobs are sent even with no api running.
+    start_dispatcher(settings, lambda: database, relay=True)
     install_publish_metrics()
     start_scheduler_metrics()
 

@@ -14,7 +14,6 @@ from kombu import Queue as KombuQueue
 from gristmill.jobs.types import (
     CHILD_QUEUE,
     JOB_TYPES,
-    REQUEUE_ORPHANS_TASK,
     SCRAPE_ACCOUNT_BATCH_TASK,
     Queue,
 )
@@ -44,21 +43,22 @@ def _task_annotations(settings: Settings) -> dict[str, dict[str, Any]]:
         annotations[spec.task_name] = {"time_limit": hard}
     _, scrape_hard = time_limits(settings, "scrape")
     annotations[SCRAPE_ACCOUNT_BATCH_TASK] = {"time_limit": scrape_hard}
-    annotations[REQUEUE_ORPHANS_TASK] = {"time_limit": 60}
     return annotations
 
 
 def _task_routes() -> dict[str, dict[str, str]]:
     routes = {spec.task_name: {"queue": spec.queue.value} for spec in JOB_TYPES.values()}
     routes[SCRAPE_ACCOUNT_BATCH_TASK] = {"queue": CHILD_QUEUE.value}
-    routes[REQUEUE_ORPHANS_TASK] = {"queue": Queue.DEFAULT.value}
     return routes
 
 
 def configure_celery(settings: Settings) -> Celery:
-    # The broker must hold an unacknowledged message longer than any task may run, or Redis
-    # hands it to a second worker while the first is still working on it.
-    visibility_timeout = int(settings.longest_hard_time_limit_seconds * 2 + 60)
+    # A message a worker took and never acknowledged (its pod was SIGKILLed holding it) goes
+    # back to its queue after the visibility timeout; every worker's consumer sweeps for such
+    # messages every few seconds. A long-running job's message is handed out again too: the
+    # second delivery finds the job running and does nothing (the claim), so a short timeout
+    # costs a duplicate, never a double run.
+    visibility_timeout = settings.broker_visibility_timeout_seconds
     # Drop pooled broker connections and producers made under an earlier configuration (the
     # same reset Celery does after a fork); only tests reconfigure a running process.
     celery_app._after_fork()  # type: ignore[attr-defined]
@@ -68,6 +68,11 @@ def configure_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             "visibility_timeout": visibility_timeout,
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
+            # A blackholed Redis must fail a publish, not hang the thread that sends.
+            "socket_timeout": 10,
+            "socket_connect_timeout": 5,
             "priority_steps": PRIORITY_STEPS,
             "sep": PRIORITY_SEPARATOR,
             "queue_order_strategy": "priority",
@@ -90,7 +95,9 @@ def configure_celery(settings: Settings) -> Celery:
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
         worker_send_task_events=True,
-        task_send_sent_event=True,
+        # task-sent events double the cost of every publish; celery_task_sent_total is counted
+        # by the publishers themselves (observability/publish.py).
+        task_send_sent_event=False,
         worker_hijack_root_logger=False,
         worker_max_tasks_per_child=1000,
         beat_max_loop_interval=30,

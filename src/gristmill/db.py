@@ -6,6 +6,7 @@ at import, so forked worker children never share a connection pool with their pa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,6 +15,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from gristmill.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class Base(DeclarativeBase):
@@ -34,9 +37,14 @@ def call_after_commit(session: Session, callback: Callable[[], Any]) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
-    callbacks = session.info.pop(_AFTER_COMMIT_KEY, [])
-    for callback in callbacks:
-        callback()
+    # Every callback runs: one that fails is logged and does not hide the ones after it. What
+    # they do is never lost with them: messages of committed jobs are in the outbox (the relay
+    # sends them), events are a hint the database can replay.
+    for callback in session.info.pop(_AFTER_COMMIT_KEY, []):
+        try:
+            callback()
+        except Exception:
+            logger.exception("an after-commit action failed: %r", callback)
 
 
 @event.listens_for(Session, "after_rollback")

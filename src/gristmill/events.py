@@ -19,6 +19,7 @@ Wire format of one Redis message (UTF-8 JSON):
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from prometheus_client import Counter
 from sqlalchemy.orm import Session
 
 from gristmill.db import call_after_commit
+from gristmill.jobs.models import Job
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +49,15 @@ _QUEUE_LIMIT = 10_000
 _REDIS_TIMEOUT_SECONDS = 1.0
 _ERROR_LOG_INTERVAL_SECONDS = 60.0
 
-EVENTS_DROPPED = Counter(
-    "gristmill_job_events_dropped",
-    "Job change events not published (Redis unreachable or the publish queue full).",
-)
+
+@functools.cache
+def events_dropped() -> Counter:
+    # Made when a publisher is, not at import: a worker imports this module before its
+    # prometheus multiprocess directory exists, and an unlabelled counter writes at once.
+    return Counter(
+        "gristmill_job_events_dropped",
+        "Job change events not published (Redis unreachable or the publish queue full).",
+    )
 
 
 class JobChange(StrEnum):
@@ -109,6 +116,7 @@ class EventPublisher:
 
     def __init__(self, redis_url: str) -> None:
         self._redis_url = redis_url
+        events_dropped()
         self._queue: queue.Queue[list[bytes]] = queue.Queue(maxsize=_QUEUE_LIMIT)
         self._lock = threading.Lock()
         self._pid: int | None = None
@@ -121,7 +129,7 @@ class EventPublisher:
         try:
             self._queue.put_nowait(encode_events(events, time.time()))
         except queue.Full:
-            EVENTS_DROPPED.inc(len(events))
+            events_dropped().inc(len(events))
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything submitted so far was handed to Redis (tests, shutdown)."""
@@ -164,7 +172,7 @@ class EventPublisher:
                         pipe.publish(JOB_EVENTS_CHANNEL, message)
                 pipe.execute()
             except redis.RedisError:
-                EVENTS_DROPPED.inc(sum(len(decode_events(m)) for b in batches for m in b))
+                events_dropped().inc(sum(len(decode_events(m)) for b in batches for m in b))
                 self._log_throttled()
             finally:
                 for _ in batches:
@@ -199,3 +207,19 @@ def publish_after_commit(session: Session, events: Iterable[JobEvent]) -> None:
     if publisher is None or not batch:
         return
     call_after_commit(session, lambda: publisher.submit(batch))
+
+
+def job_event(job: Job, change: JobChange) -> JobEvent:
+    return JobEvent(
+        change=change,
+        job_id=job.job_id,
+        job_type=job.job_type,
+        status=job.status,
+        progress=job.progress,
+        account_key=job.account_key,
+        parent_job_id=job.parent_job_id,
+    )
+
+
+def publish_jobs(session: Session, jobs: Iterable[Job], change: JobChange) -> None:
+    publish_after_commit(session, (job_event(job, change) for job in jobs))

@@ -2,9 +2,19 @@
 
 from gristmill.accounts.models import Account
 from gristmill.db import Base
-from gristmill.jobs.models import DeadLetter, Job
+from gristmill.jobs.models import BrokerEpoch, DeadLetter, IdempotencyKey, Job, ScheduleRun
 from gristmill.metrics.models import DailyActivityRow, MetricSnapshot
 
 metadata = Base.metadata
 
-__all__ = ["Account", "DailyActivityRow", "DeadLetter", "Job", "MetricSnapshot", "metadata"]
+__all__ = [
+    "Account",
+    "BrokerEpoch",
+    "DailyActivityRow",
+    "DeadLetter",
+    "IdempotencyKey",
+    "Job",
+    "MetricSnapshot",
+    "ScheduleRun",
+    "metadata",
+]

@@ -1,29 +1,25 @@
 """The beat schedule as data, all in UTC.
 
 The scheduler builds its beat entries from `schedule_entries(settings)`; the api reads the same
-list to show each entry with its next run, without importing the scheduler service. Each run
-beat sends is recorded in Redis (`record_run`) so any api replica can show the last one.
+list to show each entry with its next run, without importing the scheduler service. Each firing
+is recorded by the scheduler in the `schedule_runs` table (slot and job), where the api reads
+the last one.
 """
 
 from __future__ import annotations
 
-import json
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import redis
 from celery.schedules import crontab, schedule
 
 from gristmill.cron import parse_cron
-from gristmill.jobs.types import JOB_TYPES, REQUEUE_ORPHANS_TASK, JobType
+from gristmill.jobs.types import JOB_TYPES, JobType
 from gristmill.settings import Settings
 
 WEEKLY_BACKFILL_CHECK_CRON = "0 3 * * 0"
 MONTHLY_CLEANUP_CRON = "30 3 1 * *"
-# Hash field = entry name, value = {"at": unix seconds, "job_id": "<uuid>"}.
-LAST_RUNS_KEY = "gristmill:schedules:last-run"
 
 
 @dataclass(frozen=True)
@@ -104,41 +100,4 @@ def schedule_entries(settings: Settings) -> list[ScheduleEntry]:
             JobType.HEALTH_CHECK,
             interval_seconds=settings.health_check_interval_seconds,
         ),
-        # Plumbing, not a job: finds jobs whose worker was killed and sends them again.
-        ScheduleEntry(
-            "requeue-orphaned-jobs",
-            REQUEUE_ORPHANS_TASK,
-            None,
-            interval_seconds=settings.orphan_check_interval_seconds,
-            # Most urgent: it must not wait behind a bulk scrape's batches to rescue a job.
-            options={"expires": settings.orphan_check_interval_seconds, "priority": 0},
-        ),
     ]
-
-
-@dataclass(frozen=True)
-class ScheduleRun:
-    at: datetime
-    job_id: uuid.UUID | None
-
-
-def record_run(client: redis.Redis, entry_name: str, *, at: datetime, job_id: str | None) -> None:
-    client.hset(
-        LAST_RUNS_KEY,
-        entry_name,
-        json.dumps({"at": at.timestamp(), "job_id": job_id}),
-    )
-
-
-def read_runs(client: redis.Redis) -> dict[str, ScheduleRun]:
-    runs: dict[str, ScheduleRun] = {}
-    for raw_name, raw_value in client.hgetall(LAST_RUNS_KEY).items():
-        name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
-        try:
-            value = json.loads(raw_value)
-            at = datetime.fromtimestamp(float(value["at"]), UTC)
-            job_id = uuid.UUID(value["job_id"]) if value.get("job_id") else None
-        except (ValueError, KeyError, TypeError):
-            continue  # a record written by hand or by a future version: not ours to show
-        runs[name] = ScheduleRun(at, job_id)
-    return runs

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     cleanup_batch_size: int = Field(default=1000, ge=1)
 
     task_max_retries: int = Field(default=3, ge=0)
+    # A job whose worker dies under it (SIGKILL, OOM) is sent again this many times.
+    task_max_worker_losses: int = Field(default=3, ge=0)
+    # A job killed at its hard time limit is sent again only this many times.
+    task_max_hard_timeouts: int = Field(default=1, ge=0)
     retry_backoff_base_seconds: float = Field(default=60, gt=0)
     retry_backoff_max_seconds: float = Field(default=600, gt=0)
 
@@ -58,6 +62,11 @@ class Settings(BaseSettings):
     job_heartbeat_interval_seconds: float = Field(default=5, gt=0)
     job_heartbeat_timeout_seconds: float = Field(default=45, gt=0)
     orphan_check_interval_seconds: float = Field(default=20, gt=0)
+    # How often the outbox relay (in api and scheduler processes) sends due unsent jobs.
+    outbox_relay_interval_seconds: float = Field(default=1, gt=0)
+    # A message a worker took but never acknowledged (its pod was killed) goes back to its
+    # queue after this long. Duplicates are harmless (the claim skips them), so it is short.
+    broker_visibility_timeout_seconds: float = Field(default=45, ge=5)
     health_check_interval_seconds: float = Field(default=300, gt=0)
 
     scraper_allow_private_networks: bool = False

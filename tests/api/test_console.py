@@ -13,11 +13,14 @@ from fastapi.testclient import TestClient
 
 from gristmill.celery_app import redis_list_names
 from gristmill.clock import utc_now
+from gristmill.console.overview import read_overview
+from gristmill.console.schemas import OverviewRead
 from gristmill.db import Database
+from gristmill.jobs.models import ScheduleRun
 from gristmill.jobs.types import JobStatus, JobType
 from gristmill.observability.heartbeat import write_worker_record
 from gristmill.observability.publish import SENT_AT_HEADER
-from gristmill.schedules import next_cron_time, record_run, schedule_entries
+from gristmill.schedules import next_cron_time, schedule_entries
 from gristmill.settings import Settings
 from tests.conftest import read_only_headers
 from tests.factories import make_job
@@ -92,25 +95,32 @@ def test_workers_come_from_heartbeat_records_and_show_who_is_down(
 
 
 def test_schedules_show_cron_interval_last_run_with_its_job_and_next_run(
-    api: TestClient, api_settings: Settings, clean_db: Database, redis_client: redis.Redis
+    api: TestClient, api_settings: Settings, clean_db: Database
 ) -> None:
-    with clean_db.transaction() as session:
-        recorded = make_job(session, JobType.HEALTH_CHECK, status=JobStatus.COMPLETED)
-        # No run recorded in Redis for the cleanup (Redis lost its data): the newest job of
-        # that type stands in.
-        older = make_job(
-            session, JobType.CLEANUP_OLD_JOBS, created_at=utc_now() - timedelta(days=3)
-        )
-        newest = make_job(
-            session,
-            JobType.CLEANUP_OLD_JOBS,
-            status=JobStatus.RUNNING,
-            created_at=utc_now() - timedelta(days=1),
-        )
     ran_at = utc_now() - timedelta(seconds=100)
-    record_run(redis_client, "health-check", at=ran_at, job_id=str(recorded.job_id))
-    record_run(redis_client, "requeue-orphaned-jobs", at=ran_at, job_id=str(uuid.uuid4()))
-    redis_client.hset("gristmill:schedules:last-run", "bogus", "{not json")
+    with clean_db.transaction() as session:
+        old = make_job(session, JobType.HEALTH_CHECK, status=JobStatus.COMPLETED)
+        recorded = make_job(session, JobType.HEALTH_CHECK, status=JobStatus.COMPLETED)
+        session.add_all(
+            [
+                ScheduleRun(
+                    entry="health-check",
+                    slot_at=ran_at - timedelta(minutes=5),
+                    job_id=old.job_id,
+                    fired_at=ran_at - timedelta(minutes=5),
+                ),
+                ScheduleRun(
+                    entry="health-check", slot_at=ran_at, job_id=recorded.job_id, fired_at=ran_at
+                ),
+                # A run whose job was deleted since.
+                ScheduleRun(
+                    entry="monthly-cleanup-old-jobs",
+                    slot_at=ran_at,
+                    job_id=uuid.uuid4(),
+                    fired_at=ran_at,
+                ),
+            ]
+        )
     body = api.get("/api/schedules").json()["schedules"]
     by_name = {s["name"]: s for s in body}
     assert list(by_name) == [e.name for e in schedule_entries(api_settings)]
@@ -133,13 +143,9 @@ def test_schedules_show_cron_interval_last_run_with_its_job_and_next_run(
     assert abs((datetime.fromisoformat(health["next_run_at"]) - expected_next).total_seconds()) < 1
 
     cleanup = by_name["monthly-cleanup-old-jobs"]
-    assert cleanup["last_job_id"] == str(newest.job_id) != str(older.job_id)
-    assert cleanup["last_job_status"] == "running"
+    assert cleanup["last_job_status"] is None
+    assert cleanup["last_run_at"] is not None
     assert datetime.fromisoformat(cleanup["next_run_at"]).day == 1
-
-    orphans = by_name["requeue-orphaned-jobs"]
-    assert orphans["job_type"] is None
-    assert orphans["last_job_status"] is None  # plumbing: no job row
 
 
 @pytest.mark.parametrize(
@@ -161,32 +167,39 @@ def test_next_cron_time(expression: str, after: str, expected: str) -> None:
     )
 
 
-def test_overview_counts_jobs_by_status_per_hour_and_unsent_jobs(
-    api: TestClient, clean_db: Database
-) -> None:
+def test_overview_counts_jobs_by_status_per_hour_and_unsent_jobs(clean_db: Database) -> None:
+    # Read through the core: an app's outbox relay would send the unsent jobs while we look.
     now = utc_now()
     with clean_db.transaction() as session:
         for _ in range(3):
             make_job(session, status=JobStatus.COMPLETED, created_at=now - timedelta(hours=2))
         make_job(session, status=JobStatus.FAILED, created_at=now - timedelta(hours=2))
         make_job(session, status=JobStatus.PENDING, created_at=now - timedelta(minutes=10))
-        make_job(session, status=JobStatus.PENDING, created_at=now)  # fresh: not unsent
         make_job(session, status=JobStatus.COMPLETED, created_at=now - timedelta(hours=30))
-    body = api.get("/api/overview").json()
-    assert body["totals"] == {
-        "pending": 2,
+        overview = OverviewRead.model_validate(read_overview(session, now=now))
+    assert overview.totals == {
+        "pending": 1,
         "running": 0,
         "completed": 3,
         "failed": 1,
         "cancelled": 0,
     }
-    assert len(body["hours"]) == 24
+    assert len(overview.hours) == 24
     two_hours_ago = (now - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
-    bucket = next(h for h in body["hours"] if datetime.fromisoformat(h["hour"]) == two_hours_ago)
-    assert bucket["counts"]["completed"] == 3
-    assert bucket["counts"]["failed"] == 1
-    assert body["unsent_jobs"] == 1
-    assert body["dead_letters"] == 0
+    bucket = next(h for h in overview.hours if h.hour == two_hours_ago)
+    assert bucket.counts["completed"] == 3
+    assert bucket.counts["failed"] == 1
+    assert overview.unsent_jobs == 1  # the pending job has no message in the broker
+    assert overview.oldest_unsent_at is not None
+    assert overview.dead_letters == 0
+
+
+def test_overview_route(api: TestClient, clean_db: Database) -> None:
+    with clean_db.transaction() as session:
+        make_job(session, status=JobStatus.COMPLETED)
+    body = api.get("/api/overview").json()
+    assert body["totals"]["completed"] == 1
+    assert set(body) >= {"since", "hours", "unsent_jobs", "oldest_unsent_at", "dead_letters"}
 
 
 def test_console_routes_need_a_token_and_are_in_openapi(api: TestClient) -> None:

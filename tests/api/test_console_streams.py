@@ -160,7 +160,10 @@ def test_reconnecting_with_the_last_id_replays_what_was_missed(
     last_id = first.job_events(before)[-1][1]["id"]
     first.stop.set()
     # Missed while away: two more jobs.
-    missed = [start(stack_api, "/api/jobs/scrape-platform/mastodon") for _ in range(2)]
+    missed = [
+        start(stack_api, "/api/jobs/scrape-platform/mastodon"),
+        start(stack_api, "/api/jobs/scrape-all"),
+    ]
     again = Received()
     _background(_read_sse, stack.api_url, stack.api_token, again, resume=last_id)
     wait_until(

@@ -13,24 +13,24 @@ def test_healthz_and_readyz_need_no_token(api: TestClient) -> None:
     assert api.get("/healthz", headers={"Authorization": ""}).json() == {"status": "ok"}
     ready = api.get("/readyz", headers={"Authorization": ""})
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+    assert ready.json()["status"] == "ready"
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
 
 
-def test_readyz_and_job_routes_answer_503_when_redis_is_down(api_settings: Settings) -> None:
+def test_with_redis_down_the_api_stays_ready_and_accepts_jobs(api_settings: Settings) -> None:
     dead_redis = f"redis://127.0.0.1:{free_port()}/0"
     settings = api_settings.model_copy(update={"celery_broker_url": SecretStr(dead_redis)})
     token = settings.api_tokens[0].get_secret_value()
     with TestClient(create_app(settings), headers={"Authorization": f"Bearer {token}"}) as client:
         ready = client.get("/readyz")
-        assert ready.status_code == 503
-        assert ready.json()["checks"] == {"database": "ok", "broker": "unreachable"}
+        # A broker blip must not take every api pod out of service: ready, saying why.
+        assert ready.status_code == 200
+        assert ready.json()["checks"]["broker"] == "unreachable"
         started = client.post("/api/jobs/scrape-all")
-        assert started.status_code == 503
-        assert "Redis" in started.json()["detail"]
-        # The job row was committed before the send failed; it must not stay pending forever.
-        failed = client.get("/api/jobs", params={"status": "failed"}).json()["items"]
-        assert failed
-        assert "broker is unreachable" in failed[0]["error_message"]
+        assert started.status_code == 202, started.text
+        job = client.get(started.headers["Location"]).json()
+        # Committed and waiting in the outbox: the relay sends it once Redis is back.
+        assert (job["status"], job["enqueued_at"]) == ("pending", None)
         assert token not in started.text
 
 

@@ -14,6 +14,7 @@ from gristmill.jobs.types import JobStatus, JobType
 from gristmill.settings import Settings
 from tests.conftest import read_only_headers
 from tests.factories import make_account, make_job
+from tests.support.stack import wait_until
 
 JOB_FIELDS = {
     "job_id",
@@ -41,7 +42,8 @@ def test_start_jobs_answer_202_with_location_and_send_one_message(
         make_account(session)
     starts = [
         ("/api/jobs/scrape-all", None, "scrape_all", "default"),
-        ("/api/run-scraper", None, "scrape_all", "default"),
+        # An identical scrape-all is pending: force a second one through the old alias.
+        ("/api/run-scraper?force=true", None, "scrape_all", "default"),
         ("/api/jobs/scrape-account/alice", None, "scrape_account", "high"),
         ("/api/jobs/scrape-platform/bluesky", None, "scrape_platform", "default"),
         ("/api/jobs/backfill-account/alice", {"days": 30}, "backfill_account", "low"),
@@ -59,10 +61,36 @@ def test_start_jobs_answer_202_with_location_and_send_one_message(
         assert job["created_at"].endswith("Z") or job["created_at"].endswith("+00:00")
         assert response.headers["Location"] == f"/api/jobs/{job['job_id']}"
         assert api.get(response.headers["Location"]).json()["job_id"] == job["job_id"]
-        assert _queued_messages(api_settings, queue) == before + 1
+        # Sent right after the commit, by the api's dispatcher thread.
+        wait_until(
+            lambda queue=queue, before=before: _queued_messages(api_settings, queue) == before + 1,
+            timeout=10,
+            what=f"one message on {queue}",
+        )
     backfill = api.get("/api/jobs", params={"job_type": "backfill_account"}).json()["items"][0]
     assert backfill["params"] == {"account_key": "alice", "days": 30}
     assert backfill["account_key"] == "alice"
+
+
+def test_an_identical_start_returns_the_active_job_unless_forced(
+    api: TestClient, clean_db: Database
+) -> None:
+    with clean_db.transaction() as session:
+        make_account(session)
+    first = api.post("/api/jobs/scrape-account/alice")
+    again = api.post("/api/jobs/scrape-account/alice")
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.json()["job_id"] == first.json()["job_id"]
+    assert again.headers["Location"] == first.headers["Location"]
+    forced = api.post("/api/jobs/scrape-account/alice", params={"force": "true"})
+    assert forced.status_code == 202
+    assert forced.json()["job_id"] != first.json()["job_id"]
+    other_days = api.post("/api/jobs/backfill-account/alice", json={"days": 3})
+    more_days = api.post("/api/jobs/backfill-account/alice", json={"days": 4})
+    assert (other_days.status_code, more_days.status_code) == (202, 202)
+    api.post(f"/api/jobs/{first.json()['job_id']}/cancel").raise_for_status()
+    # The first one ended: a start makes a new job again (a forced job is nobody's duplicate).
+    assert api.post("/api/jobs/scrape-account/alice").status_code == 202
 
 
 def test_start_job_input_errors(api: TestClient, clean_db: Database) -> None:

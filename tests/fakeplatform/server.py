@@ -51,6 +51,7 @@ class _State:
     latency: float = 0.0
     account_latency: dict[str, float] = field(default_factory=dict)
     requests: list[RequestRecord] = field(default_factory=list)
+    abandoned: list[tuple[str | None, float]] = field(default_factory=list)
 
 
 def _key(handle_or_user: str) -> str:
@@ -266,14 +267,40 @@ class FakePlatform:
             queue = self._state.failures.get(account) if account else None
             failure = queue.popleft() if queue else None
             latency = self._state.account_latency.get(account or "", self._state.latency)
-        if latency > 0:
-            await asyncio.sleep(latency)
+        if latency > 0 and not await self._wait_unless_abandoned(request, latency, account):
+            return Response(status_code=499)
         if failure is not None:
             headers = {"Retry-After": failure.retry_after} if failure.retry_after else None
             body = failure.body if failure.body is not None else failure_body(failure.status)
             return JSONResponse(body, status_code=failure.status, headers=headers)
         with self._lock:
             return answer()
+
+    async def _wait_unless_abandoned(
+        self, request: Request, latency: float, account: str | None
+    ) -> bool:
+        """Sleep `latency` seconds; False (and recorded) if the client hung up meanwhile."""
+        deadline = time.monotonic() + latency
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                async with asyncio.timeout(min(left, 0.05)):
+                    message = await request.receive()
+            except TimeoutError:
+                continue
+            if message["type"] == "http.disconnect":
+                with self._lock:
+                    self._state.abandoned.append((account, time.monotonic()))
+                return False
+        return True
+
+    def abandoned(self, handle: str | None = None) -> list[float]:
+        """When (time.monotonic()) clients hung up on requests still being answered."""
+        with self._lock:
+            return [
+                at
+                for account, at in self._state.abandoned
+                if handle is None or account == _key(handle)
+            ]
 
     async def _not_found(self, request: Request) -> Response:
         return JSONResponse({"error": "Not Found"}, status_code=404)

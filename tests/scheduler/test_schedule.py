@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from celery.schedules import crontab, schedule
 
 from gristmill.celery_app import celery_app
+from gristmill.schedule_slots import slot_of
 from gristmill.settings import Settings
 from services.scheduler.schedule import build_beat_schedule
 
@@ -17,7 +18,6 @@ def test_beat_schedule_contents(test_settings: Settings) -> None:
         "weekly-backfill-check": "gristmill.backfill_check",
         "monthly-cleanup-old-jobs": "gristmill.cleanup_old_jobs",
         "health-check": "gristmill.health_check",
-        "requeue-orphaned-jobs": "gristmill.requeue_orphaned_jobs",
     }
     daily = beat["daily-scrape-all"]["schedule"]
     assert isinstance(daily, crontab)
@@ -52,3 +52,22 @@ def test_invalid_cron_is_refused_naming_the_variable(expression: str, message: s
     with pytest.raises(ValueError, match=message) as error:
         Settings(daily_scrape_cron=expression)
     assert "daily_scrape_cron" in str(error.value)
+
+
+def test_a_cron_slot_is_the_latest_matching_minute_and_an_interval_slot_is_aligned() -> None:
+    daily = crontab(minute="0", hour="2")
+    at = datetime(2026, 11, 29, 2, 0, 41, tzinfo=UTC)
+    assert slot_of(daily, at) == datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
+    # Two schedulers that tick on either side of a minute boundary agree on the slot.
+    assert slot_of(daily, at + timedelta(minutes=1, seconds=30)) == slot_of(daily, at)
+    assert slot_of(daily, datetime(2026, 11, 29, 1, 59, tzinfo=UTC)) == datetime(
+        2026, 11, 28, 2, 0, tzinfo=UTC
+    )
+    weekly = crontab(minute="0", hour="3", day_of_week="sun")
+    assert slot_of(weekly, datetime(2026, 12, 2, 12, 0, tzinfo=UTC)) == datetime(
+        2026, 11, 29, 3, 0, tzinfo=UTC
+    )
+    every_five_minutes = schedule(timedelta(seconds=300))
+    assert slot_of(every_five_minutes, datetime(2026, 11, 29, 2, 7, 3, tzinfo=UTC)) == (
+        datetime(2026, 11, 29, 2, 5, tzinfo=UTC)
+    )

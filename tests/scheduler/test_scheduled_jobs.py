@@ -13,7 +13,7 @@ from gristmill.accounts.models import Account
 from gristmill.clock import utc_now, utc_today
 from gristmill.db import Database
 from gristmill.jobs.models import Job
-from gristmill.jobs.service import create_job
+from gristmill.jobs.starts import create_job
 from gristmill.jobs.types import JobStatus, JobType
 from gristmill.metrics.models import DailyActivityRow
 from tests.factories import make_job
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 def _start(database: Database, job_type: JobType) -> str:
     with database.transaction() as session:
-        return str(create_job(session, job_type).job_id)
+        return str(create_job(session, job_type).job.job_id)
 
 
 def test_health_check_job_checks_database_redis_and_workers(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time as time_module
 from datetime import UTC, datetime, time, timedelta
 
 import httpx
@@ -114,29 +115,30 @@ def test_soft_time_limit_fails_the_job_and_keeps_partial_results(
     assert saved[-1]["date"] == str(utc_today())
 
 
-def test_cancelling_a_running_parent_cancels_its_children(
+def test_cancelling_a_running_parent_stops_its_childrens_requests_and_writes_nothing(
     stack_api: httpx.Client, fake_platform: FakePlatform
 ) -> None:
     for index in range(8):
         register_mastodon(stack_api, fake_platform, f"c{index}")
-    fake_platform.set_latency(2)
+    fake_platform.set_latency(8)
     parent_id = start(stack_api, "/api/jobs/scrape-all")
     # Every child's request is in flight: the children are running.
     wait_until(lambda: fake_platform.request_count() >= 8, timeout=20, what="8 requests")
+    cancelled_at = time_module.monotonic()
     assert stack_api.post(f"/api/jobs/{parent_id}/cancel").json()["status"] == "cancelled"
     children = stack_api.get("/api/jobs", params={"parent_job_id": parent_id}).json()["items"]
     assert len(children) == 8
     assert {child["status"] for child in children} == {"cancelled"}
-    # The requests in flight finish and their numbers are kept, but nothing is un-cancelled.
-    wait_until(
-        lambda: all(
-            stack_api.get(f"/api/accounts/c{i}/metrics").json()["snapshots"] for i in range(8)
-        ),
-        timeout=20,
-        what="the in-flight scrapes to finish",
-    )
+    # The worker notices within about a second and hangs up on every request in flight.
+    wait_until(lambda: len(fake_platform.abandoned()) == 8, timeout=5, what="8 hang-ups")
+    assert max(fake_platform.abandoned()) - cancelled_at < 2.0
+    # Nothing is written for a cancelled job, ever.
+    time_module.sleep(1)
+    for index in range(8):
+        assert stack_api.get(f"/api/accounts/c{index}/metrics").json()["snapshots"] == []
     children = stack_api.get("/api/jobs", params={"parent_job_id": parent_id}).json()["items"]
     assert {child["status"] for child in children} == {"cancelled"}
+    assert all(child["result"] is None for child in children)
     parent = get_job(stack_api, parent_id)
     assert parent["status"] == "cancelled"
     assert parent["result"]["cancelled"] == 8

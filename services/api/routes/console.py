@@ -31,9 +31,9 @@ def list_workers(request: Request) -> WorkersRead:
 
 
 @router.get("/schedules")
-def list_schedules(request: Request, session: SessionDep, settings: SettingsDep) -> SchedulesRead:
+def list_schedules(session: SessionDep, settings: SettingsDep) -> SchedulesRead:
     """Each beat entry: cron or interval (UTC), last run and its job, next run."""
-    statuses = read_schedules(session, _console(request).redis, settings)
+    statuses = read_schedules(session, settings)
     return SchedulesRead.model_validate({"schedules": statuses}, from_attributes=True)
 
 

@@ -1,55 +1,104 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from gristmill.jobs import service
+from gristmill.jobs import service, starts
 from gristmill.jobs.cursor import MAX_PAGE_SIZE
-from gristmill.jobs.models import Job
 from gristmill.jobs.schemas import BackfillRequest, DeadLetterPage, DeadLetterRead, JobPage, JobRead
+from gristmill.jobs.starts import StartedJob
 from gristmill.jobs.types import JobStatus, JobType
-from services.api.deps import ReadAuth, SessionDep, WriteAuth
+from services.api.deps import IntakeDep, ReadAuth, SessionDep, WriteAuth
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
 ACCEPTED = status.HTTP_202_ACCEPTED
 
 
-def _accepted(job: Job, response: Response) -> JobRead:
-    response.headers["Location"] = f"/api/jobs/{job.job_id}"
-    return JobRead.model_validate(job)
+ForceQuery = Annotated[
+    bool,
+    Query(description="Start a new job even if an identical one is pending or running."),
+]
+_DUPLICATE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": JobRead,
+        "description": "An identical job is already pending or running: that job is returned "
+        "and no new one is started (pass force=true to start one anyway).",
+    }
+}
 
 
-@router.post("/jobs/scrape-all", dependencies=[WriteAuth], status_code=ACCEPTED)
-def start_scrape_all(session: SessionDep, response: Response) -> JobRead:
+def _started(started: StartedJob, response: Response) -> JobRead:
+    response.headers["Location"] = f"/api/jobs/{started.job.job_id}"
+    if not started.created:
+        response.status_code = status.HTTP_200_OK
+    return JobRead.model_validate(started.job)
+
+
+@router.post(
+    "/jobs/scrape-all", dependencies=[WriteAuth], status_code=ACCEPTED, responses=_DUPLICATE
+)
+async def start_scrape_all(
+    intake: IntakeDep, response: Response, force: ForceQuery = False
+) -> JobRead:
     """Scrape every active account: one child job per account, spread over the workers."""
-    return _accepted(service.start_scrape_all(session), response)
+    return _started(await intake.start(starts.scrape_all(force=force)), response)
 
 
-@router.post("/run-scraper", dependencies=[WriteAuth], deprecated=True, status_code=ACCEPTED)
-def run_scraper(session: SessionDep, response: Response) -> JobRead:
+@router.post(
+    "/run-scraper",
+    dependencies=[WriteAuth],
+    deprecated=True,
+    status_code=ACCEPTED,
+    responses=_DUPLICATE,
+)
+async def run_scraper(intake: IntakeDep, response: Response, force: ForceQuery = False) -> JobRead:
     """Alias of `POST /api/jobs/scrape-all`, kept for existing clients."""
-    return _accepted(service.start_scrape_all(session), response)
+    return _started(await intake.start(starts.scrape_all(force=force)), response)
 
 
-@router.post("/jobs/scrape-account/{account_key}", dependencies=[WriteAuth], status_code=ACCEPTED)
-def start_scrape_account(account_key: str, session: SessionDep, response: Response) -> JobRead:
-    return _accepted(service.start_scrape_account(session, account_key), response)
+@router.post(
+    "/jobs/scrape-account/{account_key}",
+    dependencies=[WriteAuth],
+    status_code=ACCEPTED,
+    responses=_DUPLICATE,
+)
+async def start_scrape_account(
+    account_key: str, intake: IntakeDep, response: Response, force: ForceQuery = False
+) -> JobRead:
+    return _started(await intake.start(starts.scrape_account(account_key, force=force)), response)
 
 
-@router.post("/jobs/scrape-platform/{platform}", dependencies=[WriteAuth], status_code=ACCEPTED)
-def start_scrape_platform(platform: str, session: SessionDep, response: Response) -> JobRead:
-    return _accepted(service.start_scrape_platform(session, platform), response)
+@router.post(
+    "/jobs/scrape-platform/{platform}",
+    dependencies=[WriteAuth],
+    status_code=ACCEPTED,
+    responses=_DUPLICATE,
+)
+async def start_scrape_platform(
+    platform: str, intake: IntakeDep, response: Response, force: ForceQuery = False
+) -> JobRead:
+    return _started(await intake.start(starts.scrape_platform(platform, force=force)), response)
 
 
-@router.post("/jobs/backfill-account/{account_key}", dependencies=[WriteAuth], status_code=ACCEPTED)
-def start_backfill_account(
-    account_key: str, body: BackfillRequest, session: SessionDep, response: Response
+@router.post(
+    "/jobs/backfill-account/{account_key}",
+    dependencies=[WriteAuth],
+    status_code=ACCEPTED,
+    responses=_DUPLICATE,
+)
+async def start_backfill_account(
+    account_key: str,
+    body: BackfillRequest,
+    intake: IntakeDep,
+    response: Response,
+    force: ForceQuery = False,
 ) -> JobRead:
     """Collect per-day activity for the `days` UTC dates ending today (1-365)."""
-    return _accepted(service.start_backfill_account(session, account_key, body.days), response)
+    request = starts.backfill_account(account_key, body.days, force=force)
+    return _started(await intake.start(request), response)
 
 
 @router.get("/jobs", dependencies=[ReadAuth])
@@ -86,10 +135,12 @@ def delete_job(job_id: uuid.UUID, session: SessionDep) -> None:
     service.delete_job(session, job_id)
 
 
-@router.post("/jobs/{job_id}/retry", dependencies=[WriteAuth], status_code=ACCEPTED)
+@router.post(
+    "/jobs/{job_id}/retry", dependencies=[WriteAuth], status_code=ACCEPTED, responses=_DUPLICATE
+)
 def retry_job(job_id: uuid.UUID, session: SessionDep, response: Response) -> JobRead:
     """Run a dead-lettered job again as a new job (`retry_of_job_id` points at the old one)."""
-    return _accepted(service.retry_dead_letter(session, job_id), response)
+    return _started(service.retry_dead_letter(session, job_id), response)
 
 
 @router.get("/dead-letters", dependencies=[ReadAuth])

@@ -1,3 +1,3 @@
-from services.worker.tasks import scheduled_tasks, scraper_tasks, utils
+from services.worker.tasks import batch_tasks, scheduled_tasks, scraper_tasks
 
-__all__ = ["scheduled_tasks", "scraper_tasks", "utils"]
+__all__ = ["batch_tasks", "scheduled_tasks", "scraper_tasks"]

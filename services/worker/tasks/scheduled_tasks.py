@@ -6,17 +6,17 @@ from gristmill.jobs.runtime import JobContext, JobResult
 from gristmill.jobs.tasking import job_task
 from gristmill.jobs.types import JobType
 from gristmill.maintenance import service as maintenance
-from gristmill.scraping import service as scraping
+from gristmill.scrape_jobs import fanout
 
 
 @job_task(JobType.DAILY_SCRAPE_ALL)
 def daily_scrape_all(ctx: JobContext) -> JobResult:
-    return scraping.scrape_accounts(ctx)
+    return fanout.scrape_accounts(ctx)
 
 
 @job_task(JobType.BACKFILL_CHECK)
 def backfill_check(ctx: JobContext) -> JobResult:
-    return scraping.backfill_gaps(ctx)
+    return fanout.backfill_gaps(ctx)
 
 
 @job_task(JobType.CLEANUP_OLD_JOBS)

@@ -1,5 +1,5 @@
-"""Job counts for the console's overview: by status per hour over the last 24 h, and jobs that
-have waited long enough as `pending` that their message has probably not reached a queue."""
+"""Job counts for the console's overview: by status per hour over the last 24 h, unsent jobs
+(the outbox: due jobs not yet handed to the broker) and open dead letters."""
 
 from __future__ import annotations
 
@@ -11,12 +11,10 @@ from sqlalchemy.orm import Session
 
 from gristmill.clock import utc_now
 from gristmill.jobs.models import DeadLetter, Job
+from gristmill.jobs.outbox import unsent_summary
 from gristmill.jobs.types import JobStatus
 
 WINDOW_HOURS = 24
-# A pending job is normally claimed within seconds; one that never started after this long
-# while workers run is the kind a lost or unsent message leaves behind.
-UNSENT_AFTER_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -54,14 +52,7 @@ def read_overview(session: Session, *, now: datetime | None = None) -> Overview:
         if counts is not None:
             counts[status] = counts.get(status, 0) + int(count)
         totals[status] = totals.get(status, 0) + int(count)
-    stale_before = now - timedelta(seconds=UNSENT_AFTER_SECONDS)
-    unsent, oldest = session.execute(
-        select(func.count(), func.min(Job.created_at)).where(
-            Job.status == JobStatus.PENDING.value,
-            Job.started_at.is_(None),
-            Job.created_at < stale_before,
-        )
-    ).one()
+    unsent = unsent_summary(session)
     dead = session.scalar(
         select(func.count()).select_from(DeadLetter).where(DeadLetter.requeued_at.is_(None))
     )
@@ -69,7 +60,7 @@ def read_overview(session: Session, *, now: datetime | None = None) -> Overview:
         since=first_hour,
         totals=totals,
         hours=[HourCounts(h, c) for h, c in sorted(by_hour.items())],
-        unsent_jobs=int(unsent),
-        oldest_unsent_at=oldest,
+        unsent_jobs=unsent.count,
+        oldest_unsent_at=unsent.oldest_since,
         dead_letters=int(dead or 0),
     )

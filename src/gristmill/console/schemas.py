@@ -74,7 +74,8 @@ class ScheduleRead(BaseModel):
     job_type: str | None
     cron: str | None = Field(description="5-field cron in UTC, for cron entries.")
     interval_seconds: float | None = Field(description="For interval entries.")
-    last_run_at: datetime | None
+    last_run_at: datetime | None = Field(description="When beat fired the last run.")
+    last_slot_at: datetime | None = Field(description="The schedule slot that run was for.")
     last_job_id: uuid.UUID | None
     last_job_status: str | None
     next_run_at: datetime
@@ -97,6 +98,8 @@ class OverviewRead(BaseModel):
     since: datetime
     totals: dict[str, int] = Field(description="Jobs created since `since`, by current status.")
     hours: list[HourCountsRead]
-    unsent_jobs: int = Field(description="Pending jobs never started, older than 2 minutes.")
-    oldest_unsent_at: datetime | None
+    unsent_jobs: int = Field(
+        description="Due jobs not yet handed to the broker (the outbox relay sends them)."
+    )
+    oldest_unsent_at: datetime | None = Field(description="Since when the oldest one waits.")
     dead_letters: int

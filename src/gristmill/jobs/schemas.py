@@ -25,6 +25,15 @@ class JobRead(BaseModel):
     queue: str
     priority: int
     attempts: int
+    retries: int = Field(description="Transient failures retried so far (TASK_MAX_RETRIES).")
+    worker_losses: int = Field(description="Times its worker died while running it.")
+    hard_timeouts: int = Field(description="Times it was killed at its hard time limit.")
+    enqueued_at: datetime | None = Field(
+        description="When its message was last handed to the broker; null while unsent."
+    )
+    run_after: datetime | None = Field(
+        description="A pending job is not sent before this (a retry's backoff)."
+    )
     retry_of_job_id: uuid.UUID | None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -83,9 +84,17 @@ JOB_TYPES: dict[JobType, JobTypeSpec] = {
     )
 }
 
-# Plumbing tasks that are not jobs themselves (no row of their own).
+# Plumbing task that is not a job itself (no row of its own): many fan-out children at once.
 SCRAPE_ACCOUNT_BATCH_TASK = "gristmill.scrape_account_batch"
-REQUEUE_ORPHANS_TASK = "gristmill.requeue_orphaned_jobs"
 # Fan-out children of bulk jobs go to the bulk queue at a lower urgency than people's jobs.
 CHILD_QUEUE = Queue.DEFAULT
 CHILD_PRIORITY = NORMAL
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A job as one attempt of a worker holds it: `attempt` is the job's `attempts` when this
+    worker claimed it, the fencing token of every write the attempt makes."""
+
+    job_id: uuid.UUID
+    attempt: int

@@ -11,27 +11,27 @@ from sqlalchemy import delete, select, text
 from gristmill.celery_app import celery_app
 from gristmill.clock import utc_now
 from gristmill.errors import DependencyUnavailableError
-from gristmill.jobs.models import Job
+from gristmill.jobs.models import FINISHED_TOP_LEVEL_PREDICATE, Job
 from gristmill.jobs.runtime import JobContext
-from gristmill.jobs.types import FINISHED_STATUSES
 
 
 def cleanup_old_jobs(ctx: JobContext) -> dict[str, Any]:
     """Delete finished top-level jobs (and with them their children) older than the retention,
     one batch per transaction so a long cleanup never holds a big lock."""
     cutoff = utc_now() - timedelta(days=ctx.settings.job_retention_days)
-    finished = [status.value for status in FINISHED_STATUSES]
     deleted = 0
     while True:
         with ctx.database.transaction() as session:
+            # Oldest first through the partial index of finished top-level jobs: each batch
+            # reads only the rows it deletes.
             batch = (
                 select(Job.job_id)
                 .where(
-                    Job.parent_job_id.is_(None),
-                    Job.status.in_(finished),
+                    text(FINISHED_TOP_LEVEL_PREDICATE),
                     Job.completed_at < cutoff,
                     Job.job_id != ctx.job_id,
                 )
+                .order_by(Job.completed_at)
                 .limit(ctx.settings.cleanup_batch_size)
             )
             removed = session.execute(

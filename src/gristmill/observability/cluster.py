@@ -19,11 +19,11 @@ from typing import Generic, TypeVar
 import redis
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 
 from gristmill.celery_app import redis_list_names
 from gristmill.db import Database
-from gristmill.jobs.models import DeadLetter, Job
+from gristmill.jobs.models import UNSENT_PREDICATE, DeadLetter, Job
 from gristmill.jobs.types import JobStatus, JobType, Queue
 from gristmill.observability.heartbeat import WorkerRecord, read_worker_records
 
@@ -53,6 +53,8 @@ class DatabaseSnapshot:
     dead_letters: int
     jobs: dict[tuple[str, str], int]
     last_success: dict[str, float] = field(default_factory=dict)
+    unsent: int = 0
+    unsent_oldest_age_seconds: float = 0.0
 
 
 def read_queue_lengths(client: redis.Redis, queues: Sequence[str] = ALL_QUEUES) -> dict[str, int]:
@@ -196,8 +198,25 @@ class ClusterCollector(Collector):
                 )
                 if completed_at is not None
             }
+            unsent, unsent_age = connection.execute(
+                select(
+                    func.count(),
+                    func.coalesce(
+                        func.extract(
+                            "epoch",
+                            func.now() - func.min(func.coalesce(Job.run_after, Job.created_at)),
+                        ),
+                        0,
+                    ),
+                ).where(
+                    text(UNSENT_PREDICATE),
+                    or_(Job.run_after.is_(None), Job.run_after <= func.now()),
+                )
+            ).one()
             connection.rollback()
-        return DatabaseSnapshot(int(dead_letters), jobs, last_success)
+        return DatabaseSnapshot(
+            int(dead_letters), jobs, last_success, int(unsent), max(float(unsent_age), 0.0)
+        )
 
     def _families(
         self, redis_snapshot: RedisSnapshot | None, database_snapshot: DatabaseSnapshot | None
@@ -280,8 +299,18 @@ def _database_families(snapshot: DatabaseSnapshot | None) -> Iterable[Metric]:
         "Unix time the newest completed job of this scheduled type finished.",
         labels=["job_type"],
     )
+    unsent = GaugeMetricFamily(
+        "gristmill_jobs_unsent",
+        "Pending jobs due to run whose message is not in the broker yet (the outbox).",
+    )
+    unsent_age = GaugeMetricFamily(
+        "gristmill_jobs_unsent_oldest_age_seconds",
+        "How long the oldest unsent due job has waited for the outbox relay to send it.",
+    )
     if snapshot is not None:
         dead.add_metric([], snapshot.dead_letters)
+        unsent.add_metric([], snapshot.unsent)
+        unsent_age.add_metric([], snapshot.unsent_oldest_age_seconds)
         # Every combination, zeros included, so a rate or ratio never sees a missing series.
         for status in JobStatus:
             for job_type in JobType:
@@ -289,4 +318,4 @@ def _database_families(snapshot: DatabaseSnapshot | None) -> Iterable[Metric]:
                 jobs.add_metric([status.value, job_type.value], count)
         for job_type_name, timestamp in sorted(snapshot.last_success.items()):
             last.add_metric([job_type_name], timestamp)
-    return (dead, jobs, last)
+    return (dead, jobs, last, unsent, unsent_age)

@@ -1,4 +1,4 @@
-"""Loading accounts for scrapers and talking to platforms through the adapters."""
+"""Loading the accounts a scraping job works on, and the result of scraping one account."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from gristmill.accounts.models import Account
 from gristmill.errors import NotFoundError
-from gristmill.scrapers import AccountRef, ProfileSnapshot, get_scraper, make_http_client
+from gristmill.scrape_jobs.clients import http_client
+from gristmill.scrapers import AccountRef, PlatformScraper, ProfileSnapshot, get_scraper
 from gristmill.settings import Settings
 
 
@@ -31,19 +32,23 @@ def load_accounts(session: Session, keys: Sequence[str]) -> dict[str, LoadedAcco
     }
 
 
-def load_account(session: Session, key: str) -> LoadedAccount:
+def load_account(session: Session, params: dict[str, Any]) -> dict[str, Any]:
+    """The loader of one-account jobs: runs in the claim's transaction, so claiming the job and
+    reading its account cost one round of commits."""
+    key = str(params["account_key"])
     found = load_accounts(session, [key])
     if key not in found:
         raise NotFoundError(f"account {key!r} no longer exists")
-    return found[key]
+    return {"account": found[key]}
 
 
-async def fetch_profile(settings: Settings, ref: AccountRef) -> ProfileSnapshot:
-    async with make_http_client(settings.scraper_timeout_seconds) as client:
-        scraper = get_scraper(
-            ref.platform, client, allow_private_networks=settings.scraper_allow_private_networks
-        )
-        return await scraper.fetch_profile(ref)
+def scraper_for(settings: Settings, account: LoadedAccount) -> PlatformScraper:
+    """The account's platform adapter on the process's shared HTTP client."""
+    return get_scraper(
+        account.ref.platform,
+        http_client(settings),
+        allow_private_networks=settings.scraper_allow_private_networks,
+    )
 
 
 def snapshot_result(

@@ -1,0 +1,81 @@
+"""The api's group commit: many starts in one transaction, each answered with its own outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DataError
+
+from gristmill.db import Database
+from gristmill.errors import ConflictError, NotFoundError
+from gristmill.jobs import starts
+from gristmill.jobs.intake import JobIntake
+from tests.factories import make_account
+from tests.support.stack import wait_until
+
+
+@pytest.fixture
+def intake(clean_db: Database) -> Iterator[JobIntake]:
+    running = JobIntake(lambda: clean_db)
+    yield running
+    running.stop()
+
+
+def test_a_batch_answers_each_start_with_its_own_outcome(
+    clean_db: Database, intake: JobIntake
+) -> None:
+    with clean_db.transaction() as session:
+        for index in range(40):
+            make_account(session, f"a{index}")
+        make_account(session, "sleepy", active=False)
+    futures = [intake.submit(starts.scrape_account(f"a{index}")) for index in range(40)]
+    twin = intake.submit(starts.scrape_account("a0"))
+    unknown = intake.submit(starts.scrape_account("nobody"))
+    inactive = intake.submit(starts.scrape_account("sleepy"))
+    started = [future.result(timeout=30) for future in futures]
+    assert all(s.created for s in started)
+    assert len({s.job.job_id for s in started}) == 40
+    # The same start twice: one job, answered to both.
+    duplicate = twin.result(timeout=30)
+    assert (duplicate.created, duplicate.job.job_id) == (False, started[0].job.job_id)
+    with pytest.raises(NotFoundError):
+        unknown.result(timeout=30)
+    with pytest.raises(ConflictError, match="inactive"):
+        inactive.result(timeout=30)
+
+
+def test_a_start_the_database_refuses_does_not_fail_the_others_of_its_batch(
+    clean_db: Database, intake: JobIntake
+) -> None:
+    with clean_db.transaction() as session:
+        make_account(session, "first")
+        make_account(session, "fine")
+    # Hold the intake on a first start (a lock on jobs) while the next two queue up, so that
+    # they are one batch.
+    blocker = clean_db.sessionmaker()
+    blocker.begin()
+    blocker.execute(text("LOCK TABLE jobs IN EXCLUSIVE MODE"))
+    first = intake.submit(starts.scrape_account("first"))
+    wait_until(lambda: _waiting_on_a_lock(clean_db), timeout=10, what="the first batch to wait")
+    # A NUL byte is refused by PostgreSQL itself: the whole batch's statement fails.
+    bad = intake.submit(starts.scrape_account("bad\x00key"))
+    good = intake.submit(starts.scrape_account("fine"))
+    blocker.commit()
+    blocker.close()
+    assert first.result(timeout=30).created
+    assert good.result(timeout=30).created
+    with pytest.raises(DataError):
+        bad.result(timeout=30)
+
+
+def _waiting_on_a_lock(database: Database) -> bool:
+    with database.engine.connect() as connection:
+        waiting = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            )
+        ).scalar_one()
+    return bool(waiting)
