@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from gristmill.clock import utc_now
 from gristmill.db import Database
 from gristmill.jobs.models import DeadLetter
 from gristmill.jobs.types import JobStatus, JobType
 from tests.conftest import READ_TOKEN
 from tests.factories import make_job
-from tests.fakeplatform import FakePlatform
-from tests.support.jobs import register_mastodon, wait_for_job
+from tests.fakeplatform import FakePlatform, FakePost
+from tests.support.jobs import register_mastodon, start, wait_for_job
 from tests.support.stack import Stack, free_port
 
 pytestmark = pytest.mark.integration
@@ -150,7 +152,7 @@ def test_a_failing_job_exits_non_zero(
 
 
 def test_cancel_retry_and_dead_letters(
-    stack: Stack, stack_api: httpx.Client, clean_db: Database
+    stack: Stack, stack_api: httpx.Client, clean_db: Database, fake_platform: FakePlatform
 ) -> None:
     with clean_db.transaction() as session:
         failed = make_job(
@@ -180,12 +182,19 @@ def test_cancel_retry_and_dead_letters(
     assert again.returncode == 1
     assert "not in the dead-letter queue" in again.stderr
 
-    with clean_db.transaction() as session:
-        pending = make_job(session, JobType.BACKFILL_ACCOUNT, account_key="nobody")
-    cancelled = run(stack, "jobs", "cancel", str(pending.job_id))
+    # Many pages of posts, each answered slowly: the backfill runs for half a minute.
+    first_day = utc_now() - timedelta(days=29)
+    posts = [FakePost(first_day + timedelta(hours=2 * i), likes=1) for i in range(300)]
+    register_mastodon(stack_api, fake_platform, "slowpoke", posts=posts)
+    fake_platform.set_latency(2, "slowpoke")
+    running = start(stack_api, "/api/jobs/backfill-account/slowpoke", {"days": 30})
+    same = run(stack, "jobs", "start", "backfill-account", "slowpoke", "--days", "30")
+    assert same.returncode == 0, same.stderr
+    assert f"is already pending: {running}" in same.stderr or f"running: {running}" in same.stderr
+    cancelled = run(stack, "jobs", "cancel", running)
     assert cancelled.returncode == 0, cancelled.stderr
-    assert "cancelled" in cancelled.stderr
-    twice = run(stack, "jobs", "cancel", str(pending.job_id))
+    assert f"job {running} cancelled" in cancelled.stderr
+    twice = run(stack, "jobs", "cancel", running)
     assert twice.returncode == 1
     assert "already cancelled" in twice.stderr
 

@@ -58,6 +58,14 @@ class ApiClient:
     def post(self, path: str, body: Any = None) -> Any:
         return self.request("POST", path, json=body)
 
+    def post_with_status(
+        self, path: str, body: Any = None, params: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        """POST, and the status code too (a start answers 200 when it returns an identical
+        job that is already pending or running instead of creating one)."""
+        response = self._send("POST", path, json=body, params=params or {})
+        return response.status_code, self._json(response)
+
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path)
 

@@ -53,20 +53,27 @@ def start(
     args: Annotated[list[str] | None, typer.Argument(help="Account key or platform.")] = None,
     days: Annotated[int, typer.Option(help="backfill-account: UTC dates ending today.")] = 30,
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until the job ends.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Start even if an identical job is already active.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Start a job; with --wait, follow it live and exit non-zero unless it completes."""
     path, body = _start_request(job_type, list(args or []), days)
     with api_client() as client:
-        job = client.post(path, body)
+        code, job = client.post_with_status(path, body, {"force": "true"} if force else None)
+        if not as_json:
+            if code == 200:
+                err.print(
+                    f"an identical {job['job_type']} job is already {job['status']}: "
+                    f"[bold]{job['job_id']}[/bold] (--force starts another)"
+                )
+            else:
+                err.print(f"started {job['job_type']} job [bold]{job['job_id']}[/bold]")
         if not wait:
             if as_json:
                 print_json(job)
-            else:
-                err.print(f"started {job['job_type']} job [bold]{job['job_id']}[/bold]")
             return
-        if not as_json:
-            err.print(f"started {job['job_type']} job [bold]{job['job_id']}[/bold]")
         job = follow(client, job, show=not as_json)
     if as_json:
         print_json(job)
