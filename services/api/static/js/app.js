@@ -65,6 +65,9 @@ async function route() {
   if (cleanup) cleanup();
   cleanup = null;
   const token = ++renderToken;
+  // Changes that arrive while the view loads are kept and handed to it when it starts
+  // listening (views/common.js listen), so nothing falls between its fetch and its listener.
+  stream.backlog = [];
   const container = h("div", { class: "page" });
   replace(view, container);
   document.body.dataset.ready = "false";
@@ -75,6 +78,7 @@ async function route() {
       return;
     }
     cleanup = typeof result === "function" ? result : null;
+    stream.backlog = null;
     document.body.dataset.ready = "true";
   } catch (error) {
     if (token !== renderToken) return;
@@ -85,6 +89,11 @@ async function route() {
 }
 
 function trackStream() {
+  for (const type of ["snapshot", "job", "queues", "workers", "resync"]) {
+    stream.addEventListener(type, (event) => {
+      if (stream.backlog && stream.backlog.length < 5000) stream.backlog.push(event);
+    });
+  }
   stream.addEventListener("snapshot", (event) => {
     const data = event.detail;
     live.queues = data.queues;

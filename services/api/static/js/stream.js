@@ -9,6 +9,8 @@ export class Stream extends EventTarget {
     this.delay = 500;
     this.stopped = false;
     this.connected = false;
+    // Set by the app while a view loads (see app.js).
+    this.backlog = null;
   }
 
   start() {

@@ -15,8 +15,19 @@ export function progressBar(job) {
   }, fill, h("span", { class: "pct" }, `${job.progress}%`));
 }
 
+// Changes of one job can arrive out of order when different processes wrote them (a worker's
+// progress and the commit that ended the job): an ended job never goes back to running, and
+// progress never goes down.
+function isStale(root, change) {
+  const shown = root.querySelector(`[data-job-status="${change.job_id}"] .status`);
+  const status = shown?.dataset.status;
+  return Boolean(status && FINISHED.has(status) && !FINISHED.has(change.status));
+}
+
 export function updateProgress(root, change) {
+  if (isStale(root, change)) return;
   for (const bar of root.querySelectorAll(`[data-job-progress="${change.job_id}"]`)) {
+    if (Number(bar.getAttribute("aria-valuenow")) > change.progress && change.status === bar.className.split("-").at(-1)) continue;
     bar.className = `progress progress-${change.status}`;
     bar.setAttribute("aria-valuenow", change.progress);
     bar.title = `${change.progress}%`;
@@ -66,7 +77,10 @@ export const JOB_COLUMNS = [
 ];
 
 // Listen to stream events until the view is left; returns the function that stops listening.
+// What arrived while the view was loading is handed over first.
 export function listen(stream, handlers) {
+  for (const event of stream.backlog || []) handlers[event.type]?.(event);
+  stream.backlog = null;
   const entries = Object.entries(handlers);
   for (const [type, handler] of entries) stream.addEventListener(type, handler);
   return () => { for (const [type, handler] of entries) stream.removeEventListener(type, handler); };

@@ -122,9 +122,12 @@ export async function render(container, [jobId], ctx) {
     job: (event) => {
       const change = event.detail;
       if (change.job_id === jobId) {
+        if (FINISHED.has(job.status) && !FINISHED.has(change.status)) return;  // arrived late
         updateProgress(container, change);
-        if (change.status !== job.status || FINISHED.has(change.status)) reload();
-        else job.progress = change.progress;
+        // A status change is worth a fresh read: it may carry a result, and the record is
+        // the truth should an event describe the job as it was before its commit.
+        if (change.change === "status" || change.status !== job.status) reload();
+        else job.progress = Math.max(job.progress, change.progress);
       } else if (change.parent_job_id === jobId) {
         updateProgress(childrenBox, change);
         if (change.change === "created") reloadChildren();

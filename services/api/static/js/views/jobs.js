@@ -2,7 +2,9 @@
 import { get } from "../api.js";
 import { h, replace, table } from "../dom.js";
 import { label } from "../format.js";
-import { FINISHED, JOB_COLUMNS, jobRow, listen, section, updateProgress } from "./common.js";
+import {
+  FINISHED, JOB_COLUMNS, jobRow, listen, section, throttle, updateProgress,
+} from "./common.js";
 
 const PAGE_SIZE = 25;
 // A job that just ended stays in the active list this long, showing how it ended.
@@ -46,6 +48,24 @@ export async function render(container, _params, ctx) {
       { empty: "No job is waiting or running." }),
     hiddenChildren ? h("p", { class: "muted small" },
       `${hiddenChildren} child job(s) of bulk scrapes are not listed; see their parent.`) : null);
+  }
+
+  // A status change that leaves a job active is checked against its record (batched): the
+  // record is the truth should an event describe the job as it was before its commit.
+  const unconfirmed = new Set();
+  const confirmNow = throttle(async () => {
+    const ids = [...unconfirmed];
+    unconfirmed.clear();
+    for (const id of ids) {
+      const job = await get(`/api/jobs/${id}`).catch(() => null);
+      if (!job || !container.isConnected) continue;
+      updateProgress(container, job);
+      if (FINISHED.has(job.status)) ended(job);
+    }
+  }, 1000);
+  function confirm(jobId) {
+    unconfirmed.add(jobId);
+    confirmNow();
   }
 
   function ended(job) {
@@ -114,6 +134,7 @@ export async function render(container, _params, ctx) {
       if (known && !known.leaving) {
         Object.assign(known, { status: change.status, progress: change.progress });
         if (FINISHED.has(change.status)) ended(change);
+        else if (change.change === "status") confirm(change.job_id);
       }
       updateProgress(container, change);
     },
