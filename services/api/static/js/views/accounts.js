@@ -4,8 +4,9 @@ import { h, replace, table } from "../dom.js";
 import { number, shortId, time } from "../format.js";
 import { section } from "./common.js";
 
-// Rows drawn at once; the filter box finds the rest (a registry can hold thousands).
-const SHOWN = 200;
+// Rows drawn at first; "show more" and the filter box reach the rest (a registry can hold
+// thousands, and drawing them all would slow the page for nothing).
+const PAGE_ROWS = 100;
 
 export function startButtons(ctx, account) {
   if (!ctx.canWrite) return null;
@@ -60,21 +61,27 @@ export async function render(container, _params, ctx) {
   let accounts = await get("/api/accounts");
   const box = h("div");
   const count = h("span", { class: "muted" });
+  const more = h("div", { class: "pager" });
+  let shown = PAGE_ROWS;
   const search = h("input", { type: "search", placeholder: "Filter by key or handle", "aria-label": "filter accounts",
-    oninput: () => draw() });
+    oninput: () => { shown = PAGE_ROWS; draw(); } });
 
   function draw() {
     const needle = search.value.trim().toLowerCase();
     const matching = needle
       ? accounts.filter((a) => a.key.includes(needle) || a.handle.toLowerCase().includes(needle))
       : accounts;
-    replace(count, matching.length > SHOWN
-      ? `${number.format(matching.length)} accounts, first ${SHOWN} shown; filter to find others`
+    replace(count, matching.length > shown
+      ? `${number.format(matching.length)} accounts, ${shown} shown`
       : `${number.format(matching.length)} accounts`);
+    replace(more, matching.length > shown
+      ? h("button", { type: "button", class: "small", "data-more": "accounts",
+        onclick: () => { shown += PAGE_ROWS * 5; draw(); } }, "Show more")
+      : null);
     replace(box, table([
       { title: "Key" }, { title: "Platform" }, { title: "Handle", class: "hide-sm" },
       { title: "Added", class: "hide-sm" }, ctx.canWrite ? { title: "" } : null,
-    ].filter(Boolean), matching.slice(0, SHOWN).map((account) => h("tr", { "data-account": account.key },
+    ].filter(Boolean), matching.slice(0, shown).map((account) => h("tr", { "data-account": account.key },
       h("td", {}, h("a", { href: `#/accounts/${account.key}` }, account.key),
         account.active ? null : h("span", { class: "muted" }, " (inactive)")),
       h("td", {}, account.platform),
@@ -91,6 +98,6 @@ export async function render(container, _params, ctx) {
       accounts = [...accounts, account].sort((a, b) => (a.key < b.key ? -1 : 1));
       draw();
     })) : null,
-    section("Registry", h("div", { class: "toolbar" }, search, count), box),
+    section("Registry", h("div", { class: "toolbar" }, search, count), box, more),
   );
 }

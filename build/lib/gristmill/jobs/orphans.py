@@ -1,0 +1,78 @@
+"""Jobs whose worker died under them: put back to pending, or dead-lettered past a budget.
+
+A worker refreshes `heartbeat_at` of the jobs it runs (jobs/watch.py). The orphan check, run by
+the outbox relay, finds running jobs whose heartbeat went stale (SIGKILL, OOM, a node lost)
+and puts them back to pending; the relay then sends them again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from gristmill.clock import utc_now
+from gristmill.events import JobChange, publish_jobs
+from gristmill.jobs.lifecycle import Ending, dead_letter_jobs
+from gristmill.jobs.models import Job
+from gristmill.jobs.types import Attempt, JobStatus
+from gristmill.settings import Settings
+
+
+def requeue_orphaned_jobs(session: Session, settings: Settings) -> list[uuid.UUID]:
+    """Put back to pending every running job whose worker stopped sending heartbeats (it was
+    killed); the outbox relay sends it again. A job that keeps losing its worker is
+    dead-lettered after TASK_MAX_WORKER_LOSSES."""
+    stale_before = utc_now() - timedelta(seconds=settings.job_heartbeat_timeout_seconds)
+    stale = list(
+        session.scalars(
+            select(Job)
+            .where(
+                Job.status == JobStatus.RUNNING.value,
+                Job.children_total.is_(None),
+                Job.heartbeat_at < stale_before,
+            )
+            .order_by(Job.job_id)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    give_up = [job for job in stale if job.worker_losses >= settings.task_max_worker_losses]
+    dead_letter_jobs(
+        session,
+        [
+            Ending(
+                Attempt(job.job_id, job.attempts),
+                JobStatus.FAILED,
+                job.result,
+                f"worker lost {job.worker_losses + 1} times while running it (killed, out of "
+                "memory or crashed); not sent again",
+            )
+            for job in give_up
+        ],
+    )
+    orphans = [job for job in stale if job not in give_up]
+    if not orphans:
+        return []
+    requeued = list(
+        session.scalars(
+            update(Job)
+            .where(
+                Job.job_id.in_([job.job_id for job in orphans]),
+                Job.status == JobStatus.RUNNING.value,
+            )
+            .values(
+                status=JobStatus.PENDING.value,
+                heartbeat_at=None,
+                enqueued_at=None,
+                # Since when it is unsent again (the unsent-age gauge reads it).
+                run_after=utc_now(),
+                worker_losses=Job.worker_losses + 1,
+            )
+            .returning(Job)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    publish_jobs(session, requeued, JobChange.STATUS)
+    return [job.job_id for job in requeued]

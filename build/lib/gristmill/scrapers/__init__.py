@@ -1,0 +1,55 @@
+"""Platform adapters (Mastodon, Bluesky) behind one small async interface."""
+
+from gristmill.scrapers.activity import aggregate_daily, window_start
+from gristmill.scrapers.base import (
+    PLATFORMS,
+    USER_AGENT,
+    AccountNotFoundError,
+    AccountRef,
+    DailyActivity,
+    PermanentScrapeError,
+    PlatformScraper,
+    Post,
+    ProfileSnapshot,
+    ScrapeError,
+    TransientScrapeError,
+    make_http_client,
+)
+from gristmill.scrapers.bluesky import BlueskyScraper
+from gristmill.scrapers.mastodon import MastodonScraper
+from gristmill.scrapers.registry import get_scraper, get_scraper_class
+from gristmill.scrapers.ssrf import (
+    UnresolvableHostError,
+    UnsafeBaseURLError,
+    check_resolved_host,
+    check_resolved_host_async,
+    validate_base_url,
+)
+from gristmill.scrapers.transport import parse_retry_after
+
+__all__ = [
+    "PLATFORMS",
+    "USER_AGENT",
+    "AccountNotFoundError",
+    "AccountRef",
+    "BlueskyScraper",
+    "DailyActivity",
+    "MastodonScraper",
+    "PermanentScrapeError",
+    "PlatformScraper",
+    "Post",
+    "ProfileSnapshot",
+    "ScrapeError",
+    "TransientScrapeError",
+    "UnresolvableHostError",
+    "UnsafeBaseURLError",
+    "aggregate_daily",
+    "check_resolved_host",
+    "check_resolved_host_async",
+    "get_scraper",
+    "get_scraper_class",
+    "make_http_client",
+    "parse_retry_after",
+    "validate_base_url",
+    "window_start",
+]

@@ -1,0 +1,40 @@
+"""The worker service: `celery -A services.worker.app worker --queues <q>` (see the Procfile)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.signals import worker_process_init, worker_process_shutdown
+
+from gristmill.celery_app import celery_app, configure_celery
+from gristmill.db import get_database, init_database
+from gristmill.events import init_event_publisher
+from gristmill.jobs.dispatch import start_dispatcher
+from gristmill.logging import configure_logging
+from gristmill.settings import get_settings
+
+settings = get_settings()
+configure_logging(settings)
+configure_celery(settings)
+
+# Registers the tasks and the worker's metrics and heartbeat hooks.
+import services.worker.signals  # noqa: E402,F401
+import services.worker.tasks  # noqa: E402,F401
+
+
+@worker_process_init.connect
+def _open_database(**_: Any) -> None:
+    # Each pool process opens its own connections after the fork.
+    database = init_database(settings, pool_size=2)
+    init_event_publisher(settings.redis_url.get_secret_value())
+    # The fast path only: fan-out children and nothing else are sent from workers; the
+    # relay runs in the api and scheduler.
+    start_dispatcher(settings, lambda: database, relay=False)
+
+
+@worker_process_shutdown.connect
+def _close_database(**_: Any) -> None:
+    get_database().dispose()
+
+
+app = celery_app
