@@ -173,7 +173,13 @@ def main() -> None:
                 )
             )
         if "streams" in sections:
-            streams = bench_streams(env.stack.api_url, env.env)
+            env.reset()
+            env.stack.start("api")
+            env.stack.wait_for_api()
+            try:
+                streams = bench_streams(env.stack.api_url, env.env)
+            finally:
+                env.stack.kill("api")
             figures.append(
                 Figure(
                     f"streams: {streams.clients} WebSocket clients, "
