@@ -71,12 +71,17 @@ function schedulesPanel(schedules) {
     h("td", {}, time(s.next_run_at, { rel: true })))));
 }
 
+// Jobs are handed to the broker within a second or two of their commit; some waiting longer
+// means the broker (or every relay of unsent jobs) is not keeping up.
+const UNSENT_WARN_SECONDS = 30;
+
 function unsentBanner(overview) {
-  if (!overview.unsent_jobs) return null;
+  const oldest = overview.oldest_unsent_at ? new Date(overview.oldest_unsent_at) : null;
+  if (!overview.unsent_jobs || !oldest || Date.now() - oldest < UNSENT_WARN_SECONDS * 1000) return null;
   return h("div", { class: "banner warn", "data-unsent": overview.unsent_jobs },
-    h("strong", {}, `${number.format(overview.unsent_jobs)} job(s) pending for over two minutes`),
-    " without starting (oldest created ", time(overview.oldest_unsent_at, { rel: true }),
-    "). Their messages may not have reached a queue; check the workers and the broker.");
+    h("strong", {}, `${number.format(overview.unsent_jobs)} job(s) not yet handed to the broker`),
+    " (the oldest waiting since ", time(overview.oldest_unsent_at, { rel: true }),
+    "). They are sent as soon as Redis answers; if this stays, check the broker and the api and scheduler processes.");
 }
 
 export async function render(container, _params, ctx) {
