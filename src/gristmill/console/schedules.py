@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from gristmill.clock import utc_now
@@ -40,7 +41,7 @@ def read_schedules(
         select(ScheduleRun.entry, ScheduleRun.slot_at, ScheduleRun.fired_at, Job.job_id, Job.status)
         .outerjoin(Job, Job.job_id == ScheduleRun.job_id)
         .where(ScheduleRun.entry.in_([e.name for e in entries]))
-        .distinct(ScheduleRun.entry)
+        .ext(distinct_on(ScheduleRun.entry))
         .order_by(ScheduleRun.entry, ScheduleRun.slot_at.desc())
     ).all()
     runs = {row.entry: row for row in latest}

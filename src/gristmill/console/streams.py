@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import secrets
 import time
 import uuid
@@ -43,6 +44,7 @@ STATUS_INTERVAL_SECONDS = 2.0
 # dashboard's "last heartbeat" ages stay honest.
 STATUS_REFRESH_SECONDS = 10.0
 _RECONNECT_MAX_SECONDS = 5.0
+_LOG_INTERVAL_SECONDS = 60.0
 
 SnapshotReader = Callable[[uuid.UUID | None], dict[str, Any]]
 StatusReader = Callable[[], dict[str, Any]]
@@ -152,6 +154,7 @@ class StreamHub:
         self._last_status: dict[str, Any] = {}
         self._last_status_sent = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+        self._last_logged: dict[str, float] = {}
         self.connected = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -261,9 +264,11 @@ class StreamHub:
                         self.publish("job", event, at=float(event.get("at") or time.time()))
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError):
+            except (RedisError, OSError) as exc:
                 self.connected.clear()
-                logger.warning("job events subscriber lost Redis; reconnecting", exc_info=True)
+                # One line, at most once a minute, and no traceback: this runs on the event
+                # loop that serves every request, and Redis may stay down for a while.
+                self._log_throttled("job events subscriber lost Redis; reconnecting", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX_SECONDS)
             finally:
@@ -278,8 +283,8 @@ class StreamHub:
                 continue
             try:
                 status = await asyncio.to_thread(self._read_status)
-            except Exception:
-                logger.warning("cannot read queues and workers for the streams", exc_info=True)
+            except Exception as exc:
+                self._log_throttled("cannot read queues and workers for the streams", exc)
                 continue
             now = time.monotonic()
             refresh = now - self._last_status_sent >= STATUS_REFRESH_SECONDS
@@ -289,6 +294,12 @@ class StreamHub:
                     self.publish(kind, value)
             if refresh:
                 self._last_status_sent = now
+
+    def _log_throttled(self, message: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last_logged.get(message, -math.inf) >= _LOG_INTERVAL_SECONDS:
+            self._last_logged[message] = now
+            logger.warning("%s: %s: %s", message, type(exc).__name__, exc)
 
 
 def _comparable(value: dict[str, Any]) -> str:
