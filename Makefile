@@ -7,7 +7,7 @@ PYTHON ?= python3
 export PORT ?= 8000
 DEV_ENV := .env
 
-.PHONY: flower-auth install run test test-fast lint format migrate createdb helm k8s bench clean
+.PHONY: flower-auth install run test test-fast lint audit format migrate createdb helm k8s bench clean images images-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ lint: install ## ruff + mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# PyPI's vulnerability data for every pinned dependency (pip-audit's default source); see the
+# script's docstring for networks that reach only PyPI's project pages.
+audit: install ## known vulnerabilities of the pinned dependencies
+	$(BIN)/python scripts/audit_dependencies.py
+
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
@@ -67,6 +72,13 @@ bench: install ## figures against plain FastAPI / plain Celery peers in the same
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install -y wrk"; exit 1; }
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+images: ## build the Gristmill image (Dockerfile) with docker, or podman when no docker engine answers
+	bash scripts/build_image.sh
+
+# Needs podman, mmdebstrap and runc (apt); without them the tests are skipped with the reason.
+images-test: install ## build the image on a local Debian base, run api, worker and scheduler as containers
+	GRISTMILL_IMAGES_TEST=1 $(BIN)/pytest tests/images
 
 clean:
 	rm -rf $(VENV) .bin .mypy_cache .ruff_cache

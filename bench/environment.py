@@ -25,7 +25,7 @@ from gristmill.celery_app import configure_celery
 from gristmill.db import Database, use_database
 from gristmill.migrations.runner import create_database, drop_database, upgrade
 from gristmill.settings import Settings
-from tests.fakeplatform import FakePlatform
+from tests.fakeplatform import FAKE_PLATFORM_LIMITS, FakePlatform
 from tests.support.services import (
     private_database_url,
     private_redis_url,
@@ -101,6 +101,9 @@ def bench_env() -> Iterator[BenchEnv]:
             "REDIS_URL": redis_url,
             "API_TOKENS": TOKEN,
             "SCRAPER_ALLOW_PRIVATE_NETWORKS": "true",
+            # One fake host serves every account: keep the shared limiter in the path (its
+            # cost is part of the figures) without letting it throttle.
+            **FAKE_PLATFORM_LIMITS,
             "LOG_JSON": "true",
             "PORT": str(free_port()),
             "WORKER_METRICS_PORT": "0",

@@ -91,13 +91,20 @@ def _watch_drain(url: str, queue: str, jobs: int, timeout: float = 600) -> float
     deadline = time.monotonic() + timeout
     began: float | None = None
     while time.monotonic() < deadline:
-        waiting = sum(int(client.llen(name)) for name in redis_list_names(queue))
+        # One pipelined round trip per poll, 50 times a second: the fake platform shares this
+        # process, and a busy poller would slow Gristmill's requests, not the no-op peer.
+        pipe = client.pipeline(transaction=False)
+        for name in redis_list_names(queue):
+            pipe.llen(name)
+        pipe.hlen("unacked")
+        *lengths, unacked = pipe.execute()
+        waiting = sum(int(length) for length in lengths)
         now = time.monotonic()
         if began is None and waiting < jobs:
             began = now
-        if began is not None and waiting == 0 and client.hlen("unacked") == 0:
+        if began is not None and waiting == 0 and unacked == 0:
             return now - began
-        time.sleep(0.005)
+        time.sleep(0.02)
     raise AssertionError(f"{queue} did not drain within {timeout}s")
 
 
@@ -109,7 +116,7 @@ def bench_gristmill_drain(env: BenchEnv, jobs: int) -> DrainResult:
     env.stack.wait_for_api()
     asyncio.run(_post_all(env, keys))
     url = env.settings.broker_url
-    wait_until(lambda: _queued(url, "high") == jobs, timeout=60, what=f"{jobs} queued messages")
+    wait_until(lambda: _queued(url, "high") >= jobs, timeout=60, what=f"{jobs} queued messages")
     env.stack.start("worker_high", {"WORKER_CONCURRENCY": CONCURRENCY})
     try:
         seconds = _watch_drain(url, "high", jobs)

@@ -17,7 +17,7 @@ from gristmill.db import Database, init_database, use_database
 from gristmill.migrations.runner import create_database, drop_database, upgrade
 from gristmill.models import metadata
 from gristmill.settings import Settings
-from tests.fakeplatform import FakePlatform
+from tests.fakeplatform import FAKE_PLATFORM_LIMITS, FakePlatform
 from tests.support.services import (
     private_database_url,
     private_redis_url,
@@ -57,6 +57,7 @@ def test_env() -> Iterator[dict[str, str]]:
             "API_READ_TOKENS": READ_TOKEN,
             "SCRAPER_ALLOW_PRIVATE_NETWORKS": "true",
             "SCRAPER_TIMEOUT_SECONDS": "5",
+            **FAKE_PLATFORM_LIMITS,
             "RETRY_BACKOFF_BASE_SECONDS": "0.5",
             "RETRY_BACKOFF_MAX_SECONDS": "2",
             "TASK_MAX_RETRIES": "3",

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -53,3 +56,54 @@ def test_invalid_settings_fail_naming_the_variable(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError, match=message):
         Settings(_env_file=None)
+
+
+def test_process_files_and_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WORKER_METRICS_PORT", "SCHEDULER_METRICS_PORT", "PROMETHEUS_MULTIPROC_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=None)
+    assert (settings.worker_metrics_port, settings.scheduler_metrics_port) == (9808, 9809)
+    assert settings.prometheus_multiproc_dir is None
+    assert str(settings.worker_heartbeat_file) == "/tmp/gristmill-worker.heartbeat"
+    assert str(settings.beat_heartbeat_file) == "/tmp/gristmill-beat.heartbeat"
+    assert str(settings.beat_schedule_file) == "/tmp/gristmill-beat-schedule"
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    assert Settings(_env_file=None).prometheus_multiproc_dir is None
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/tmp/metrics")
+    monkeypatch.setenv("SCHEDULER_METRICS_PORT", "0")
+    settings = Settings(_env_file=None)
+    assert str(settings.prometheus_multiproc_dir) == "/tmp/metrics"
+    assert settings.scheduler_metrics_port == 0
+
+
+def test_metrics_port_out_of_range_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKER_METRICS_PORT", "70000")
+    with pytest.raises(ValidationError, match="worker_metrics_port"):
+        Settings(_env_file=None)
+
+
+def _environment_reads(path: Path) -> list[str]:
+    """`os.environ[...]` loads, `os.environ.get(...)` and `os.getenv(...)` in one file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and ast.unparse(node) in {
+            "os.environ.get",
+            "os.getenv",
+            "os.environ.setdefault",
+        }:
+            found.append(f"{path}:{node.lineno}")
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.ctx, ast.Load)
+            and ast.unparse(node.value) == "os.environ"
+        ):
+            found.append(f"{path}:{node.lineno}")
+    return found
+
+
+def test_nothing_reads_the_environment_behind_settings_back() -> None:
+    root = Path(__file__).resolve().parents[1]
+    files = [*(root / "src" / "gristmill").rglob("*.py"), *(root / "services").rglob("*.py")]
+    reads = [read for path in files for read in _environment_reads(path)]
+    assert reads == [], "read these through a Settings field instead"

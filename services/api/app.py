@@ -18,7 +18,16 @@ from gristmill.observability.publish import install_publish_metrics
 from gristmill.settings import Settings, get_settings
 from services.api.console import build_console
 from services.api.errors import install_error_handlers
-from services.api.routes import accounts, console, health, jobs, metrics, session, streams
+from services.api.routes import (
+    accounts,
+    console,
+    health,
+    jobs,
+    metrics,
+    platforms,
+    session,
+    streams,
+)
 from services.api.routes.dashboard import install_dashboard
 
 
@@ -68,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(jobs.router)
     app.include_router(accounts.router)
+    app.include_router(platforms.router)
     app.include_router(console.router)
     app.include_router(streams.router)
     app.include_router(session.router)

@@ -15,7 +15,7 @@ from gristmill.settings import Settings
 from services.api.auth import Caller, authenticate
 from services.api.errors import ForbiddenError
 
-_bearer = HTTPBearer(auto_error=False, description="A token from API_TOKENS or API_READ_TOKENS")
+bearer = HTTPBearer(auto_error=False, description="A token from API_TOKENS or API_READ_TOKENS")
 
 
 async def get_settings_from_app(request: Request) -> Settings:
@@ -52,7 +52,7 @@ async def get_caller(
     request: Request,
     settings: SettingsDep,
     # Declared only so OpenAPI documents the bearer scheme; `authenticate` reads the header.
-    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
     caller = authenticate(settings, request.method, request.headers, request.cookies)
     request.state.caller = caller

@@ -47,12 +47,18 @@ def error_body(kind: str, detail: Any) -> dict[str, Any]:
     return {"error": kind, "detail": detail}
 
 
-def _domain_handler(request: Request, exc: Exception) -> JSONResponse:
+def error_response_for(exc: Exception) -> tuple[int, dict[str, Any]]:
+    """The status code and JSON body an expected error is answered with."""
     for error_type, code, kind in _STATUS_BY_ERROR:
         if isinstance(exc, error_type):
-            headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
-            return JSONResponse(error_body(kind, str(exc)), status_code=code, headers=headers)
-    return JSONResponse(error_body("error", str(exc)), status_code=400)
+            return code, error_body(kind, str(exc))
+    return 400, error_body("error", str(exc))
+
+
+def _domain_handler(request: Request, exc: Exception) -> JSONResponse:
+    code, body = error_response_for(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+    return JSONResponse(body, status_code=code, headers=headers)
 
 
 def _validation_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -22,6 +22,7 @@ configure_celery(settings)
 celery_app.conf.update(
     beat_schedule=build_beat_schedule(settings),
     beat_scheduler="services.scheduler.scheduler:JobRecordingScheduler",
+    beat_schedule_filename=str(settings.beat_schedule_file),
 )
 
 

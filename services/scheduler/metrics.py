@@ -1,4 +1,4 @@
-"""Scheduler (beat) metrics on $SCHEDULER_METRICS_PORT (default 9809; 0 disables).
+"""Scheduler (beat) metrics on the SCHEDULER_METRICS_PORT setting (default 9809; 0 disables).
 
 Beat is a single process, so the default registry is enough: `celery_task_sent_total` for the
 messages beat publishes (needs `install_publish_metrics()`), plus process and Python runtime
@@ -9,21 +9,24 @@ from "workers stopped finishing".
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from prometheus_client import start_http_server
 
-logger = logging.getLogger(__name__)
+from gristmill.settings import get_settings
 
-DEFAULT_SCHEDULER_METRICS_PORT = 9809
+logger = logging.getLogger(__name__)
 
 _started = threading.Event()
 
 
-def start_scheduler_metrics(addr: str = "0.0.0.0") -> int | None:
-    """Serve /metrics from a daemon thread once per process; returns the port, or None if off."""
-    port = int(os.environ.get("SCHEDULER_METRICS_PORT") or DEFAULT_SCHEDULER_METRICS_PORT)
+def start_scheduler_metrics(port: int | None = None, addr: str = "0.0.0.0") -> int | None:
+    """Serve /metrics from a daemon thread once per process; returns the port, or None if off.
+
+    `port` defaults to the SCHEDULER_METRICS_PORT setting.
+    """
+    if port is None:
+        port = get_settings().scheduler_metrics_port
     if port == 0:
         return None
     if _started.is_set():

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 from celery.beat import PersistentScheduler, ScheduleEntry
@@ -17,11 +15,12 @@ from gristmill.jobs.models import ScheduleRun
 from gristmill.jobs.starts import create_job
 from gristmill.jobs.types import JOB_TYPES, JobType
 from gristmill.schedule_slots import slot_of
+from gristmill.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
 _JOB_TYPE_BY_TASK = {spec.task_name: spec.job_type for spec in JOB_TYPES.values()}
-HEARTBEAT_FILE = Path(os.environ.get("BEAT_HEARTBEAT_FILE", "/tmp/gristmill-beat.heartbeat"))
+HEARTBEAT_FILE = get_settings().beat_heartbeat_file
 
 
 def fire(session: Session, entry: ScheduleEntry, job_type: JobType) -> str | None:

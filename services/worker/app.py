@@ -4,20 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import worker_process_init, worker_process_shutdown
-
-from gristmill.celery_app import celery_app, configure_celery
-from gristmill.db import get_database, init_database
-from gristmill.events import init_event_publisher
-from gristmill.jobs.dispatch import start_dispatcher
-from gristmill.logging import configure_logging
+from gristmill.observability.multiproc import prepare_multiprocess_dir
 from gristmill.settings import get_settings
 
 settings = get_settings()
+# First, before the imports below create metrics: prometheus_client decides when a metric is
+# created whether it writes to the multiprocess directory (which must exist by then), and the
+# pool children forked later inherit that decision.
+prepare_multiprocess_dir(settings.prometheus_multiproc_dir)
+
+from celery.signals import worker_process_init, worker_process_shutdown  # noqa: E402
+
+from gristmill.celery_app import celery_app, configure_celery  # noqa: E402
+from gristmill.db import get_database, init_database  # noqa: E402
+from gristmill.events import init_event_publisher  # noqa: E402
+from gristmill.jobs.dispatch import start_dispatcher  # noqa: E402
+from gristmill.logging import configure_logging  # noqa: E402
+
 configure_logging(settings)
 configure_celery(settings)
 
-# Registers the tasks and the worker's metrics and heartbeat hooks.
+# Registers the tasks, the worker's metrics and heartbeat hooks, and the hard-limit handler.
+import services.worker.kills  # noqa: E402,F401
 import services.worker.signals  # noqa: E402,F401
 import services.worker.tasks  # noqa: E402,F401
 

@@ -1,10 +1,11 @@
 """Worker metrics and liveness, wired to Celery signals when this module is imported.
 
 Importing only connects receivers; nothing runs until a worker starts. Main process: picks the
-prometheus multiprocess directory before the pool forks (worker_init), serves /metrics on
-$WORKER_METRICS_PORT (default 9808, 0 disables), counts received and revoked tasks, and on every
-Celery heartbeat touches $WORKER_HEARTBEAT_FILE and refreshes the worker's Redis record. Pool
-children: count started / succeeded / failed / retried tasks and observe runtime and queue wait.
+prometheus multiprocess directory (setting PROMETHEUS_MULTIPROC_DIR) before the pool forks
+(worker_init), serves /metrics on WORKER_METRICS_PORT (0 disables), counts received and revoked
+tasks, and on every Celery heartbeat touches WORKER_HEARTBEAT_FILE and refreshes the worker's
+Redis record. Pool children: count started / succeeded / failed / retried tasks and observe
+runtime and queue wait. Every path and port comes from the Settings the worker was started with.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ from celery.worker.state import active_requests
 
 from gristmill.observability import heartbeat, multiproc, task_metrics
 from gristmill.observability.publish import SENT_AT_HEADER, install_publish_metrics
+from gristmill.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_METRICS_PORT = 9808
 # The heartbeat runs in the consumer's event loop: a slow Redis must not stall consuming.
 _REDIS_TIMEOUT_SECONDS = 1.0
 _ERROR_LOG_INTERVAL_SECONDS = 60.0
@@ -56,7 +57,7 @@ class _WorkerState:
     metrics_files: multiproc.CompactingMultiProcessCollector | None = None
     last_compacted: float = 0.0
     redis_client: redis.Redis | None = None
-    heartbeat_file: Path = field(default_factory=heartbeat.heartbeat_file)
+    heartbeat_file: Path = field(default_factory=lambda: get_settings().worker_heartbeat_file)
     stopping: bool = False
     last_error_logged: float = 0.0
     consumer: Any = None
@@ -72,10 +73,6 @@ _failed_task_ids: OrderedDict[str, None] = OrderedDict()
 _FAILED_IDS_KEPT = 10_000
 
 
-def metrics_port() -> int:
-    return int(os.environ.get("WORKER_METRICS_PORT") or DEFAULT_METRICS_PORT)
-
-
 @worker_init.connect(weak=False, dispatch_uid="gristmill-metrics-worker-init")
 def _on_worker_init(sender: Any = None, **_: Any) -> None:
     # worker_init runs in the main process after the queues are selected and before the pool
@@ -83,7 +80,8 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
     _state.hostname = str(sender.hostname)
     _state.queues = tuple(sorted(sender.app.amqp.queues.consume_from))
     _state.controller = sender
-    _state.heartbeat_file = heartbeat.heartbeat_file()
+    settings = get_settings()
+    _state.heartbeat_file = settings.worker_heartbeat_file
     _state.stopping = False
     _state.redis_client = redis.Redis.from_url(
         sender.app.conf.broker_url,
@@ -93,7 +91,9 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
     # Last, and guarded: a metrics directory that cannot be created must cost the metrics,
     # not the heartbeat (without it the liveness probe would restart the pod forever).
     try:
-        _state.multiproc_dir, _state.created_dir = multiproc.prepare_multiprocess_dir()
+        _state.multiproc_dir, _state.created_dir = multiproc.prepare_multiprocess_dir(
+            settings.prometheus_multiproc_dir
+        )
     except OSError:
         logger.exception("cannot prepare the prometheus multiprocess directory")
         return
@@ -104,7 +104,7 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     _state.consumer = sender
     _beat(interval_seconds=None)
-    port = metrics_port()
+    port = get_settings().worker_metrics_port
     if port and _state.metrics_files is not None:
         try:
             multiproc.serve_multiprocess_metrics(port, _state.metrics_files)
@@ -201,13 +201,8 @@ def _on_worker_shutdown(**_: Any) -> None:
 
 @worker_process_shutdown.connect(weak=False, dispatch_uid="gristmill-metrics-child-exit")
 def _on_child_exit(pid: int | None = None, **_: Any) -> None:
-    directory = _state.multiproc_dir or _env_multiproc_dir()
-    multiproc.process_exited(pid if pid is not None else os.getpid(), directory)
-
-
-def _env_multiproc_dir() -> Path | None:
-    value = os.environ.get(multiproc.MULTIPROC_ENV)
-    return Path(value) if value else None
+    # Pool children are forked after worker_init, so they hold the directory it chose.
+    multiproc.process_exited(pid if pid is not None else os.getpid(), _state.multiproc_dir)
 
 
 def _labels(task: Any, request: Any) -> dict[str, str]:

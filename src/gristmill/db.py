@@ -58,7 +58,10 @@ class Database:
             settings.database_url.get_secret_value(),
             pool_size=pool_size,
             max_overflow=10,
-            pool_pre_ping=True,
+            # No ping before each checkout (a round trip per transaction): after a PostgreSQL
+            # restart the first statement on a stale connection fails, SQLAlchemy drops every
+            # pooled connection, and callers retry (workers) or answer 503 (the api).
+            pool_pre_ping=False,
             pool_recycle=1800,
             # Timestamps come back in UTC whatever the server's TimeZone setting is.
             connect_args={"options": "-c timezone=UTC"},

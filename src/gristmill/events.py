@@ -37,7 +37,7 @@ from prometheus_client import Counter
 from sqlalchemy.orm import Session
 
 from gristmill.db import call_after_commit
-from gristmill.jobs.models import Job
+from gristmill.jobs.models import JobRecord
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def publish_after_commit(session: Session, events: Iterable[JobEvent]) -> None:
     call_after_commit(session, lambda: publisher.submit(batch))
 
 
-def job_event(job: Job, change: JobChange) -> JobEvent:
+def job_event(job: JobRecord, change: JobChange) -> JobEvent:
     return JobEvent(
         change=change,
         job_id=job.job_id,
@@ -221,5 +221,5 @@ def job_event(job: Job, change: JobChange) -> JobEvent:
     )
 
 
-def publish_jobs(session: Session, jobs: Iterable[Job], change: JobChange) -> None:
+def publish_jobs(session: Session, jobs: Iterable[JobRecord], change: JobChange) -> None:
     publish_after_commit(session, (job_event(job, change) for job in jobs))

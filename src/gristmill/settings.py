@@ -7,7 +7,9 @@ table lists them). Validation fails fast with a message that names the variable.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -17,6 +19,29 @@ from gristmill.cron import parse_cron
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/gristmill"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def parse_nameserver(value: str) -> tuple[str, int]:
+    """`"10.0.0.53"`, `"10.0.0.53:5353"`, `"[fd00::53]:53"` -> (address, port)."""
+    text = value.strip()
+    host, port = text, "53"
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            port = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        raise ValueError(
+            f"SCRAPER_DNS_NAMESERVER {value!r} must be an IP address with an optional port, "
+            "e.g. 10.0.0.53 or 10.0.0.53:5353"
+        ) from None
+    if not 0 < number < 65536:
+        raise ValueError(f"SCRAPER_DNS_NAMESERVER {value!r}: port {number} is out of range")
+    return host, number
 
 
 def _split_csv(value: Any) -> Any:
@@ -73,9 +98,39 @@ class Settings(BaseSettings):
     scraper_timeout_seconds: float = Field(default=10, gt=0)
     scraper_concurrency: int = Field(default=200, ge=1)
     fanout_batch_size: int = Field(default=200, ge=1)
+    # Where platform host names are looked up ("host" or "host:port"); unset = the system
+    # resolver. Either way the address that passed the SSRF check is the one connected to.
+    scraper_dns_nameserver: str | None = None
+
+    # Shared by every worker replica, per platform host (token bucket in Redis). 0 = no limit.
+    # Mastodon allows 300 requests per 5 minutes per client address by default; Bluesky's
+    # public AppView 3000 per 5 minutes.
+    scraper_mastodon_requests_per_second: float = Field(default=1.0, ge=0)
+    scraper_mastodon_burst: int = Field(default=20, ge=1)
+    scraper_bluesky_requests_per_second: float = Field(default=10.0, ge=0)
+    scraper_bluesky_burst: int = Field(default=50, ge=1)
+    # Waits up to this long are awaited inside the request; a longer one defers the job.
+    scraper_max_throttle_wait_seconds: float = Field(default=2.0, ge=0)
+    # Circuit breaker per platform host: this many failures (5xx, timeouts, connection
+    # errors) within the window open it; 0 disables it.
+    scraper_breaker_failure_threshold: int = Field(default=5, ge=0)
+    scraper_breaker_window_seconds: float = Field(default=60, gt=0)
+    scraper_breaker_open_seconds: float = Field(default=30, gt=0)
+    scraper_breaker_max_open_seconds: float = Field(default=600, gt=0)
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    # Process-local files and ports of the worker and beat (the chart mounts /tmp as an
+    # emptyDir: the only writable path of its read-only containers). Port 0 disables metrics.
+    worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
+    scheduler_metrics_port: int = Field(default=9809, ge=0, le=65535)
+    # Where a worker's pool processes keep their metric files; unset: a fresh directory under
+    # the temp dir. When set it must belong to one worker alone (its files are deleted at start).
+    prometheus_multiproc_dir: Path | None = None
+    worker_heartbeat_file: Path = Path("/tmp/gristmill-worker.heartbeat")
+    beat_heartbeat_file: Path = Path("/tmp/gristmill-beat.heartbeat")
+    beat_schedule_file: Path = Path("/tmp/gristmill-beat-schedule")
 
     # The console. A browser session (cookie) lasts this long after signing in with a token.
     console_session_hours: float = Field(default=12, gt=0, le=24 * 30)
@@ -98,6 +153,20 @@ class Settings(BaseSettings):
     @classmethod
     def _tokens_from_csv(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("prometheus_multiproc_dir", mode="before")
+    @classmethod
+    def _empty_dir_is_unset(cls, value: Any) -> Any:
+        # `PROMETHEUS_MULTIPROC_DIR=` (empty) means "not set", as prometheus_client reads it.
+        return None if value == "" else value
+
+    @field_validator("scraper_dns_nameserver")
+    @classmethod
+    def _valid_nameserver(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parse_nameserver(value)
+        return value.strip()
 
     @field_validator("flower_basic_auth")
     @classmethod
@@ -131,6 +200,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 "JOB_HEARTBEAT_TIMEOUT_SECONDS must be at least 3 x JOB_HEARTBEAT_INTERVAL_SECONDS,"
                 " or slow but live jobs are taken for orphans"
+            )
+        if self.scraper_breaker_max_open_seconds < self.scraper_breaker_open_seconds:
+            raise ValueError(
+                "SCRAPER_BREAKER_MAX_OPEN_SECONDS must be at least SCRAPER_BREAKER_OPEN_SECONDS"
             )
         if self.retry_backoff_max_seconds < self.retry_backoff_base_seconds:
             raise ValueError(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .helpers import EVERYTHING_ON, by_kind, containers, env_value, get, pod_spec, render_chart
+from .helpers import EVERYTHING_ON, by_kind, containers, env_value, get, render_chart
 
 
 def test_api_deployment_runs_the_procfile_command_on_port_8000(default_docs):
@@ -82,20 +82,3 @@ def test_nodeport_for_kind():
     docs = render_chart({"api": {"service": {"type": "NodePort", "nodePort": 30800}}})
     port = get(docs, "Service", "gristmill-api")["spec"]["ports"][0]
     assert port["nodePort"] == 30800
-
-
-def test_image_repository_tag_and_digest():
-    docs = render_chart(
-        {
-            "image": {
-                "api": {"repository": "registry.example.com/gristmill-api", "tag": "abc123"},
-                "worker": {"repository": "w", "digest": "sha256:" + "a" * 64},
-            }
-        }
-    )
-    api = pod_spec(get(docs, "Deployment", "gristmill-api"))["containers"][0]
-    assert api["image"] == "registry.example.com/gristmill-api:abc123"
-    worker = pod_spec(get(docs, "Deployment", "gristmill-worker-high"))["containers"][0]
-    assert worker["image"] == "w@sha256:" + "a" * 64
-    scheduler = pod_spec(get(docs, "Deployment", "gristmill-scheduler"))["containers"][0]
-    assert scheduler["image"] == "gristmill-scheduler:0.1.0"

@@ -29,6 +29,8 @@ def test_configmap_holds_the_plain_settings_as_strings(default_docs):
     assert data["SCRAPER_ALLOW_PRIVATE_NETWORKS"] == "false"
     assert data["DAILY_SCRAPE_CRON"] == "0 2 * * *"
     assert data["WORKER_METRICS_PORT"] == "9808"
+    assert data["SCHEDULER_METRICS_PORT"] == "9809"
+    assert data["WORKER_HEARTBEAT_FILE"] == "/tmp/gristmill-worker.heartbeat"
     assert all(isinstance(v, str) for v in data.values())
     secret_names = {"DATABASE_URL", "REDIS_URL", "API_TOKENS", "API_READ_TOKENS"}
     assert not secret_names & data.keys()

@@ -1,95 +1,90 @@
-"""Dockerfiles and the chart run exactly the Procfile commands, as non-root, under tini."""
+"""Images in the chart: the one Gristmill image everywhere, running the Procfile's commands, and
+the in-chart Redis and PostgreSQL pinned by digest."""
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 
 import pytest
+import yaml
 
-from .helpers import REPO_ROOT, containers, get
+from tests.support.stack import read_procfile
 
-COMPONENTS = ("api", "worker", "scheduler")
-PROCFILE = dict(
-    line.split(": ", 1)
-    for line in (REPO_ROOT / "Procfile").read_text().splitlines()
-    if line.strip()
-)
-IMAGE_COMMAND = {"api": "api", "worker": "worker_default", "scheduler": "scheduler"}
+from .helpers import CHART_DIR, containers, get, render_chart, workloads
 
-
-def _stages(component):
-    text = (REPO_ROOT / "services" / component / "Dockerfile").read_text()
-    # join continuation lines, drop comments
-    text = re.sub(r"\\\n\s*", " ", text)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-    stages: dict[str, list[str]] = {"": []}
-    current = ""
-    for line in lines:
-        if line.startswith("FROM "):
-            current = line.split(" AS ")[-1].strip()
-            stages[current] = []
-        stages[current].append(line)
-    return stages
+PROCFILE = read_procfile()
+DEFAULT_VALUES = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+GRISTMILL_COMPONENTS = {"api", "worker", "scheduler", "migrations"}
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-@pytest.mark.parametrize("component", COMPONENTS)
-def test_dockerfile_is_multi_stage_on_a_pinned_slim_base(component):
-    stages = _stages(component)
-    assert set(stages) == {"", "builder", "runtime"}
-    (arg,) = [ln for ln in stages[""] if ln.startswith("ARG PYTHON_IMAGE=")]
-    assert re.fullmatch(
-        r"ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", arg
+def _gristmill_containers(docs):
+    for doc in workloads(docs):
+        if doc["metadata"]["labels"]["app.kubernetes.io/component"] in GRISTMILL_COMPONENTS:
+            yield from containers(doc).values()
+
+
+def test_every_gristmill_container_runs_the_one_image(value_set):
+    _, values = value_set
+    docs = render_chart(values)
+    images = {c["image"] for c in _gristmill_containers(docs)}
+    assert images == {"gristmill:0.1.0"}
+
+
+def test_a_digest_wins_over_the_tag_for_every_container():
+    digest = "sha256:" + "a" * 64
+    docs = render_chart(
+        {
+            "image": {"repository": "registry.example.com/gristmill", "tag": "x", "digest": digest},
+            "migrations": {"createDatabase": True},
+        }
     )
-    assert any("pip install --no-deps ." in ln for ln in stages["builder"])
-    runtime = " ".join(stages["runtime"])
-    assert "COPY --from=builder /opt/venv /opt/venv" in runtime
-    for compiler in ("gcc", "build-essential", "g++", "python3-dev"):
-        assert compiler not in runtime
+    found = list(_gristmill_containers(docs))
+    # api, 3 pools, scheduler (each with wait-for-db), create-db and migrate
+    assert len(found) == 12
+    assert {c["image"] for c in found} == {f"registry.example.com/gristmill@{digest}"}
 
 
-@pytest.mark.parametrize("component", COMPONENTS)
-def test_runtime_is_non_root_read_only_friendly_and_tini_pid1(component):
-    runtime = _stages(component)["runtime"]
-    assert "USER 10001:10001" in runtime
-    env = " ".join(ln for ln in runtime if ln.startswith("ENV "))
-    assert "HOME=/tmp" in env
-    assert "TMPDIR=/tmp" in env
-    (entrypoint,) = [ln for ln in runtime if ln.startswith("ENTRYPOINT ")]
-    assert json.loads(entrypoint.removeprefix("ENTRYPOINT ")) == ["/usr/bin/tini", "--"]
-    assert any("apt-get install --yes --no-install-recommends tini" in ln for ln in runtime)
+def test_a_tag_without_digest():
+    docs = render_chart({"image": {"repository": "r.example.com/gristmill", "tag": "abc123"}})
+    assert {c["image"] for c in _gristmill_containers(docs)} == {"r.example.com/gristmill:abc123"}
 
 
-@pytest.mark.parametrize("component", COMPONENTS)
-def test_cmd_is_the_procfile_command(component):
-    runtime = _stages(component)["runtime"]
-    (cmd,) = [ln for ln in runtime if ln.startswith("CMD ")]
-    assert json.loads(cmd.removeprefix("CMD ")) == [
-        "sh",
-        "-c",
-        f"exec {PROCFILE[IMAGE_COMMAND[component]]}",
-    ]
+@pytest.mark.parametrize(
+    ("component", "tag"), [("redis", "7.4.2"), ("postgresql", "16.6-bookworm")]
+)
+def test_in_chart_dependencies_are_pinned_by_digest(default_docs, component, tag):
+    image = DEFAULT_VALUES[component]["image"]
+    assert image["tag"] == tag
+    assert DIGEST.match(image["digest"]), image
+    (container,) = containers(get(default_docs, "StatefulSet", component)).values()
+    assert container["image"] == f"{image['repository']}:{tag}@{image['digest']}"
 
 
-def test_worker_image_keeps_metrics_under_tmp():
-    env = " ".join(ln for ln in _stages("worker")["runtime"] if ln.startswith("ENV "))
-    assert "PROMETHEUS_MULTIPROC_DIR=/tmp/" in env
-
-
-def test_dockerignore_is_an_allow_list():
-    lines = [
-        ln.strip()
-        for ln in (REPO_ROOT / ".dockerignore").read_text().splitlines()
-        if ln.strip() and not ln.startswith("#")
-    ]
-    assert lines[0] == "*"
-    assert {"!pyproject.toml", "!README.md", "!src/", "!services/"} <= set(lines)
+def test_dependency_digest_can_be_overridden_or_dropped():
+    mirror = "sha256:" + "b" * 64
+    docs = render_chart(
+        {
+            "redis": {"image": {"repository": "mirror.example.com/r", "tag": "7", "digest": ""}},
+            "postgresql": {"image": {"repository": "m/postgres", "tag": "16", "digest": mirror}},
+        }
+    )
+    (redis,) = containers(get(docs, "StatefulSet", "redis")).values()
+    assert redis["image"] == "mirror.example.com/r:7"
+    (postgres,) = containers(get(docs, "StatefulSet", "postgresql")).values()
+    assert postgres["image"] == f"m/postgres:16@{mirror}"
 
 
 def _kubelet_form(procfile_command: str) -> list[str]:
-    """Procfile `${VAR:-default}` is the chart's `$(VAR)` (set in env by the chart)."""
-    return [re.sub(r"\$\{(\w+):-[^}]*\}", r"$(\1)", tok) for tok in shlex.split(procfile_command)]
+    """The Procfile command as the chart's args: a leading `env VAR=value` (per-pool defaults for
+    a shared host) is the container's env in the chart, and `${VAR:-default}` is `$(VAR)`."""
+    tokens = shlex.split(procfile_command)
+    if tokens[0] == "env":
+        tokens = tokens[1:]
+        while "=" in tokens[0]:
+            tokens = tokens[1:]
+    return [re.sub(r"\$\{(\w+):-[^}]*\}", r"$(\1)", token) for token in tokens]
 
 
 @pytest.mark.parametrize(
@@ -105,3 +100,8 @@ def _kubelet_form(procfile_command: str) -> list[str]:
 def test_chart_commands_are_the_procfile_commands(default_docs, deployment, container, process):
     args = containers(get(default_docs, "Deployment", deployment))[container]["args"]
     assert args == _kubelet_form(PROCFILE[process])
+
+
+def test_no_container_replaces_the_tini_entrypoint(default_docs):
+    for container in _gristmill_containers(default_docs):
+        assert "command" not in container, container["name"]

@@ -70,6 +70,26 @@ def test_worker_pod_monitor_scrapes_the_metrics_port():
         assert monitor["spec"]["selector"]["matchLabels"].items() <= labels["labels"].items()
 
 
+def test_scheduler_pod_monitor_scrapes_beat_metrics_port():
+    docs = render_chart(EVERYTHING_ON)
+    monitor = get(docs, "PodMonitor", "scheduler")
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+    deployment = get(docs, "Deployment", "scheduler")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert {"name": "metrics", "containerPort": 9809, "protocol": "TCP"} in container["ports"]
+    # The worker PodMonitor must not pick up the scheduler (nor the reverse).
+    worker_selector = get(docs, "PodMonitor", "worker")["spec"]["selector"]["matchLabels"]
+    assert not worker_selector.items() <= labels.items()
+
+
+def test_no_scheduler_pod_monitor_without_a_scheduler():
+    docs = render_chart(EVERYTHING_ON | {"scheduler": {"enabled": False}})
+    assert [m["metadata"]["name"] for m in by_kind(docs, "PodMonitor")] == ["gristmill-worker"]
+
+
 def test_monitoring_objects_are_off_by_default(default_docs):
     for kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):
         assert not by_kind(default_docs, kind)
@@ -123,3 +143,15 @@ def test_the_real_rules_and_dashboards_render_when_present():
     for cm in labelled:
         (content,) = cm["data"].values()
         json.loads(content)
+
+
+def test_a_dashboard_shows_what_the_scheduler_pod_monitor_scrapes():
+    exprs = [
+        target["expr"]
+        for path in sorted((CHART_DIR / "files" / "dashboards").glob("*.json"))
+        for panel in json.loads(path.read_text())["panels"]
+        for target in panel.get("targets", [])
+    ]
+    scheduler = [e for e in exprs if 'container="scheduler"' in e]
+    assert any("celery_task_sent_total" in e for e in scheduler), scheduler
+    assert any(e.startswith("max(up{") for e in scheduler), scheduler

@@ -66,6 +66,7 @@ class Pods:
         env["BEAT_HEARTBEAT_FILE"] = str(local / "beat.heartbeat")
         env["BEAT_SCHEDULE_FILE"] = str(local / "beat-schedule")
         env["WORKER_METRICS_PORT"] = str(free_port())
+        env["SCHEDULER_METRICS_PORT"] = str(free_port())
         if "PROMETHEUS_MULTIPROC_DIR" in env:
             env["PROMETHEUS_MULTIPROC_DIR"] = str(local / "prometheus")
         env["HOME"] = env["TMPDIR"] = str(local)
@@ -198,6 +199,13 @@ def test_rendered_pods_complete_a_job(pods: Pods, fake_platform: FakePlatform) -
         lambda: pods.probe("scheduler", "livenessProbe"),
         timeout=60,
         what="the scheduler's liveness probe",
+    )
+    # Beat's own metrics, on the port the chart declares (SCHEDULER_METRICS_PORT).
+    port = pods.envs["scheduler"]["SCHEDULER_METRICS_PORT"]
+    wait_until(
+        lambda: _answers(f"http://127.0.0.1:{port}/metrics"),
+        timeout=30,
+        what="the scheduler's metrics endpoint",
     )
 
 

@@ -43,7 +43,7 @@ def test_rendering_is_deterministic():
     [
         {"bogus": 1},
         {"api": {"bogus": 1}},
-        {"image": {"api": {"bogus": "x"}}},
+        {"image": {"bogus": "x"}},
         {"config": {"NOT_A_SETTING": "1"}},
         {"metrics": {"serviceMonitor": {"bogus": True}}},
         {"workers": [{"name": "high", "queues": ["high"], "concurrency": 1, "bogus": 1}]},

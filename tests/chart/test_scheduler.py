@@ -18,13 +18,24 @@ def test_scheduler_runs_the_procfile_beat_command(default_docs):
         "-A",
         "services.scheduler.app",
         "beat",
-        "--schedule",
-        "$(BEAT_SCHEDULE_FILE)",
         "--loglevel",
         "INFO",
     ]
+    # The schedule file is a setting (Settings.beat_schedule_file), not an argument.
     config = get(default_docs, "ConfigMap", "config")["data"]
     assert config["BEAT_SCHEDULE_FILE"] == "/tmp/gristmill-beat-schedule"
+    assert config["BEAT_HEARTBEAT_FILE"] == "/tmp/gristmill-beat.heartbeat"
+
+
+def test_scheduler_serves_metrics_on_a_named_port(default_docs):
+    scheduler = containers(get(default_docs, "Deployment", "scheduler"))["scheduler"]
+    assert scheduler["ports"] == [{"name": "metrics", "containerPort": 9809, "protocol": "TCP"}]
+    config = get(default_docs, "ConfigMap", "config")["data"]
+    assert config["SCHEDULER_METRICS_PORT"] == "9809"
+    docs = render_chart({"scheduler": {"metricsPort": 9999}})
+    scheduler = containers(get(docs, "Deployment", "scheduler"))["scheduler"]
+    assert scheduler["ports"][0]["containerPort"] == 9999
+    assert get(docs, "ConfigMap", "config")["data"]["SCHEDULER_METRICS_PORT"] == "9999"
 
 
 def test_scheduler_liveness_reads_the_beat_heartbeat(default_docs):

@@ -93,9 +93,19 @@ def test_network_policies_only_let_app_pods_reach_the_data_stores():
     api = get(docs, "NetworkPolicy", "api")
     assert api["spec"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
 
+    for component in ("worker", "scheduler"):
+        policy = get(docs, "NetworkPolicy", component)
+        assert policy["spec"]["ingress"] == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]
+
     closed = get(docs, "NetworkPolicy", "no-ingress")
     assert "ingress" not in closed["spec"]
     assert closed["spec"]["policyTypes"] == ["Ingress"]
+    (expression,) = [
+        e
+        for e in closed["spec"]["podSelector"]["matchExpressions"]
+        if e["key"] == "app.kubernetes.io/component"
+    ]
+    assert expression["values"] == ["migrations"]
 
 
 def test_network_policy_targets_match_pods():

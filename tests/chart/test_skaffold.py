@@ -1,17 +1,13 @@
-"""skaffold.yaml: images match the Dockerfiles, helm value paths exist in values.yaml."""
+"""skaffold.yaml: one image from the root Dockerfile; helm value paths exist in values.yaml."""
 
 from __future__ import annotations
 
-import re
-
-import pytest
 import yaml
 
 from .helpers import CHART_DIR, DEV_VALUES, REPO_ROOT, get, render_chart
 
 SKAFFOLD = yaml.safe_load((REPO_ROOT / "skaffold.yaml").read_text())
 DEFAULT_VALUES = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
-COMPONENTS = ("api", "worker", "scheduler")
 
 
 def _release():
@@ -33,42 +29,31 @@ def test_config_header():
     assert SKAFFOLD["kind"] == "Config"
 
 
-@pytest.mark.parametrize("component", COMPONENTS)
-def test_each_image_builds_from_its_service_dockerfile(component):
-    artifacts = {a["image"]: a for a in SKAFFOLD["build"]["artifacts"]}
-    artifact = artifacts[f"gristmill-{component}"]
+def test_one_image_built_from_the_root_dockerfile():
+    (artifact,) = SKAFFOLD["build"]["artifacts"]
     assert artifact["context"] == "."
-    dockerfile = artifact["docker"]["dockerfile"]
-    assert dockerfile == f"services/{component}/Dockerfile"
-    assert (REPO_ROOT / dockerfile).is_file()
+    assert artifact["docker"]["dockerfile"] == "Dockerfile"
+    assert (REPO_ROOT / "Dockerfile").is_file()
     # The chart's default repository is the skaffold image name, so plain `helm install` and
     # `kind load docker-image` agree with skaffold.
-    assert DEFAULT_VALUES["image"][component]["repository"] == artifact["image"]
+    assert DEFAULT_VALUES["image"]["repository"] == artifact["image"] == "gristmill"
 
 
-def test_set_value_templates_point_at_existing_values_and_built_images():
+def test_set_value_templates_point_at_the_built_image():
     templates = _release()["setValueTemplates"]
-    artifact_names = {a["image"] for a in SKAFFOLD["build"]["artifacts"]}
-    for path, template in templates.items():
+    assert templates == {
+        "image.repository": "{{.IMAGE_REPO_gristmill}}",
+        "image.tag": "{{.IMAGE_TAG_gristmill}}",
+    }
+    for path in templates:
         _lookup(DEFAULT_VALUES, path)
-        (var,) = re.findall(r"\{\{\s*\.(IMAGE_(?:REPO|TAG)_\w+)\s*\}\}", template)
-        image = re.sub(r"^IMAGE_(REPO|TAG)_", "", var).replace("_", "-")
-        assert image in artifact_names, template
-        component = path.split(".")[1]
-        assert image == f"gristmill-{component}"
-        assert path.endswith(".repository") == ("IMAGE_REPO_" in var)
-    assert {p.split(".")[1] for p in templates} == set(COMPONENTS)
 
 
 def test_deploy_renders_with_the_templated_values():
-    values = {
-        "image": {
-            c: {"repository": f"localhost:5000/gristmill-{c}", "tag": "abc1234"} for c in COMPONENTS
-        }
-    }
-    docs = render_chart(values)
-    api = get(docs, "Deployment", "api")["spec"]["template"]["spec"]["containers"][0]
-    assert api["image"] == "localhost:5000/gristmill-api:abc1234"
+    docs = render_chart({"image": {"repository": "localhost:5000/gristmill", "tag": "abc1234"}})
+    for name in ("api", "worker-high", "scheduler"):
+        (container,) = get(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == "localhost:5000/gristmill:abc1234"
 
 
 def test_port_forward_targets_the_api_service():

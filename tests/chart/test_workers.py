@@ -7,6 +7,7 @@ import pytest
 from .helpers import (
     KEDA_POSTGRESQL,
     KEDA_PROMETHEUS,
+    HelmError,
     by_kind,
     containers,
     env_value,
@@ -93,7 +94,33 @@ def test_liveness_is_the_heartbeat_file_not_celery_inspect(default_docs):
 def test_metrics_port_and_multiprocess_dir(default_docs):
     worker = containers(get(default_docs, "Deployment", "worker-low"))["worker"]
     assert worker["ports"] == [{"name": "metrics", "containerPort": 9808, "protocol": "TCP"}]
-    assert env_value(worker, "PROMETHEUS_MULTIPROC_DIR").startswith("/tmp/")
+    assert env_value(worker, "PROMETHEUS_MULTIPROC_DIR") == "/tmp/prometheus-multiproc"
+    docs = render_chart({"worker": {"prometheusMultiprocDir": "/tmp/metrics-files"}})
+    worker = containers(get(docs, "Deployment", "worker-high"))["worker"]
+    assert env_value(worker, "PROMETHEUS_MULTIPROC_DIR") == "/tmp/metrics-files"
+
+
+def test_only_workers_get_a_multiprocess_dir(default_docs):
+    # In the api or beat it would switch their metrics to files nobody merges.
+    assert "PROMETHEUS_MULTIPROC_DIR" not in get(default_docs, "ConfigMap", "config")["data"]
+    for name in ("api", "scheduler"):
+        for container in containers(get(default_docs, "Deployment", name)).values():
+            assert "PROMETHEUS_MULTIPROC_DIR" not in str(container), name
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"worker": {"prometheusMultiprocDir": "/var/metrics"}},
+        {"worker": {"heartbeatFile": "/heartbeat"}},
+        {"scheduler": {"scheduleFile": "/data/beat"}},
+    ],
+    ids=["multiproc-dir", "worker-heartbeat", "beat-schedule"],
+)
+def test_paths_written_at_run_time_must_be_on_the_tmp_volume(values):
+    # The root filesystem is read-only: /tmp (an emptyDir) is the only writable mount.
+    with pytest.raises(HelmError, match="does not match pattern"):
+        render_chart(values)
 
 
 @pytest.mark.parametrize("pool", POOLS)

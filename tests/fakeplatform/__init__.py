@@ -2,6 +2,7 @@
 
 from tests.fakeplatform.models import (
     FAKE_MASTODON_DOMAIN,
+    FAKE_PLATFORM_LIMITS,
     FakeFailure,
     FakePost,
     RequestRecord,
@@ -10,6 +11,7 @@ from tests.fakeplatform.server import FakePlatform
 
 __all__ = [
     "FAKE_MASTODON_DOMAIN",
+    "FAKE_PLATFORM_LIMITS",
     "FakeFailure",
     "FakePlatform",
     "FakePost",

@@ -8,6 +8,16 @@ from typing import Any
 
 FAKE_MASTODON_DOMAIN = "fake.social"
 
+# Every fake account of either platform lives on one host, the fake platform, where the
+# real platforms' per-host limits would throttle any bulk test. Processes scraping it get
+# these settings; the limiter stays in the path without slowing anything down.
+FAKE_PLATFORM_LIMITS: dict[str, str] = {
+    "SCRAPER_MASTODON_REQUESTS_PER_SECOND": "100000",
+    "SCRAPER_MASTODON_BURST": "100000",
+    "SCRAPER_BLUESKY_REQUESTS_PER_SECOND": "100000",
+    "SCRAPER_BLUESKY_BURST": "100000",
+}
+
 
 @dataclass(frozen=True)
 class FakePost:
@@ -31,11 +41,13 @@ class FakePost:
 
 @dataclass(frozen=True)
 class FakeFailure:
-    """One canned error answer; `body` defaults to the platform's usual error JSON."""
+    """One canned answer; `body` defaults to the platform's usual error JSON. `headers` are
+    sent as well (e.g. Location for a redirect, RateLimit-* for a limit)."""
 
     status: int
     retry_after: str | None = None
     body: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ class _State:
     account_latency: dict[str, float] = field(default_factory=dict)
     requests: list[RequestRecord] = field(default_factory=list)
     abandoned: list[tuple[str | None, float]] = field(default_factory=list)
+    outage: FakeFailure | None = None
+    extra_headers: dict[str, str] = field(default_factory=dict)
 
 
 def _key(handle_or_user: str) -> str:
@@ -214,6 +216,15 @@ class FakePlatform:
             queue = self._state.failures.setdefault(_key(handle_or_user), deque())
             queue.extend(responses)
 
+    def go_down(self, failure: FakeFailure) -> None:
+        """Answer every request with `failure` until `come_back()` (a platform outage)."""
+        with self._lock:
+            self._state.outage = failure
+
+    def come_back(self) -> None:
+        with self._lock:
+            self._state.outage = None
+
     def set_latency(self, seconds: float, handle: str | None = None) -> None:
         """Delay answers globally, or for one account (overriding the global)."""
         with self._lock:
@@ -221,6 +232,11 @@ class FakePlatform:
                 self._state.latency = seconds
             else:
                 self._state.account_latency[_key(handle)] = seconds
+
+    def set_response_headers(self, headers: dict[str, str]) -> None:
+        """Send these headers with every answer from now on (e.g. RateLimit-Remaining)."""
+        with self._lock:
+            self._state.extra_headers = dict(headers)
 
     def request_count(self, handle: str | None = None) -> int:
         with self._lock:
@@ -265,16 +281,21 @@ class FakePlatform:
                 )
             )
             queue = self._state.failures.get(account) if account else None
-            failure = queue.popleft() if queue else None
+            failure = queue.popleft() if queue else self._state.outage
             latency = self._state.account_latency.get(account or "", self._state.latency)
+            extra_headers = dict(self._state.extra_headers)
         if latency > 0 and not await self._wait_unless_abandoned(request, latency, account):
             return Response(status_code=499)
         if failure is not None:
-            headers = {"Retry-After": failure.retry_after} if failure.retry_after else None
+            headers = {**extra_headers, **(failure.headers or {})}
+            if failure.retry_after:
+                headers["Retry-After"] = failure.retry_after
             body = failure.body if failure.body is not None else failure_body(failure.status)
-            return JSONResponse(body, status_code=failure.status, headers=headers)
+            return JSONResponse(body, status_code=failure.status, headers=headers or None)
         with self._lock:
-            return answer()
+            response = answer()
+        response.headers.update(extra_headers)
+        return response
 
     async def _wait_unless_abandoned(
         self, request: Request, latency: float, account: str | None

@@ -12,17 +12,15 @@ from gristmill.clock import utc_now
 from gristmill.db import Database
 from gristmill.jobs.lifecycle import (
     Ending,
-    Postponement,
     claim_jobs,
     dead_letter_jobs,
     finish_jobs,
-    postpone_jobs,
     report_progress,
-    retry_delay,
     still_owned,
 )
 from gristmill.jobs.models import DeadLetter, Job
 from gristmill.jobs.orphans import requeue_orphaned_jobs
+from gristmill.jobs.retries import Postponement, postpone_jobs, retry_delay
 from gristmill.jobs.service import cancel_job
 from gristmill.jobs.starts import create_job
 from gristmill.jobs.types import Attempt, JobStatus, JobType

@@ -24,6 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from gristmill.db import Database
 from gristmill.observability import publish, task_metrics
 from gristmill.observability.cluster import ClusterCollector
+from gristmill.observability.platforms import PlatformCollector
+from gristmill.scrapers import guard
 from tests.support.stack import REPO_ROOT, free_port, wait_until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -217,8 +219,14 @@ def exported_series_names() -> set[str]:
     cluster = ClusterCollector(_no_database, "redis://127.0.0.1:1/0")
     families = list(cluster.describe())
     cluster.close()
+    platform_state = PlatformCollector("redis://127.0.0.1:1/0")
+    families.extend(platform_state.describe())
+    platform_state.close()
     metrics = [publish.TASKS_SENT] + [
-        item for item in vars(task_metrics).values() if isinstance(item, Counter | Histogram)
+        item
+        for module in (task_metrics, guard)
+        for item in vars(module).values()
+        if isinstance(item, Counter | Histogram)
     ]
     for metric in metrics:
         families.extend(metric.describe())

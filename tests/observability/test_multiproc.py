@@ -89,11 +89,13 @@ def test_configured_directory_is_emptied(tmp_path: Path, monkeypatch: pytest.Mon
     directory.mkdir()
     (directory / "counter_1.db").write_bytes(b"stale")
     (directory / "README").write_text("not a metrics file")
-    monkeypatch.setenv(MULTIPROC_ENV, str(directory))
+    # Remembered by monkeypatch, restored after prepare_multiprocess_dir exported the directory.
+    monkeypatch.setenv(MULTIPROC_ENV, "placeholder")
 
-    path, created = prepare_multiprocess_dir()
+    path, created = prepare_multiprocess_dir(directory)
 
     assert (path, created) == (directory, False)
+    assert os.environ[MULTIPROC_ENV] == str(directory)
     assert sorted(p.name for p in directory.iterdir()) == ["README"]
     assert values.ValueClass is not values.MutexValue
     remove_multiprocess_dir(path, created)
@@ -107,7 +109,7 @@ def test_default_directory_is_fresh_and_exported(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv(MULTIPROC_ENV, "placeholder")
     monkeypatch.delenv(MULTIPROC_ENV)
 
-    path, created = prepare_multiprocess_dir()
+    path, created = prepare_multiprocess_dir(None)
     try:
         assert created
         assert os.environ[MULTIPROC_ENV] == str(path)
@@ -126,8 +128,30 @@ def test_default_directories_of_dead_workers_are_removed(monkeypatch: pytest.Mon
     orphan = Path(tempfile.mkdtemp(prefix="gristmill-prometheus-4194305-"))
     (orphan / "counter_1.db").write_bytes(b"left by a killed worker")
 
-    path, created = prepare_multiprocess_dir()
+    path, created = prepare_multiprocess_dir(None)
     remove_multiprocess_dir(path, created)
 
     assert not orphan.exists()
     assert path.name.startswith(f"gristmill-prometheus-{os.getpid()}-")
+
+
+@pytest.mark.usefixtures("restore_value_class")
+def test_preparing_again_keeps_the_files_already_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker prepares the directory before its modules create metrics, and worker_init asks
+    # again: the second call must not delete what those metrics wrote in between.
+    monkeypatch.setenv(MULTIPROC_ENV, "placeholder")
+    directory = tmp_path / "multiproc"
+    first = prepare_multiprocess_dir(directory)
+    written = directory / f"counter_{os.getpid()}.db"
+    written.write_bytes(b"written after the first call")
+
+    assert prepare_multiprocess_dir(directory) == first
+    assert written.exists()
+
+    remove_multiprocess_dir(*first)
+    # Forgotten at removal: a new start prepares (and empties) the directory again.
+    prepare_multiprocess_dir(directory)
+    assert not written.exists()
+    remove_multiprocess_dir(directory, False)

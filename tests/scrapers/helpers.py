@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -16,15 +16,37 @@ from gristmill.scrapers import (
     get_scraper,
     make_http_client,
 )
+from gristmill.settings import Settings
 
 T = TypeVar("T")
 
 
-def run(make: Callable[[httpx.AsyncClient], Awaitable[T]], *, timeout: float = 5.0) -> T:
-    """Run `make(client)` on a fresh event loop with a fresh client (no pytest-asyncio)."""
+def scraper_settings(
+    *, timeout: float = 5.0, allow_private_networks: bool = True, **fields: Any
+) -> Settings:
+    """Settings for a scraping client, independent of the environment and any .env file."""
+    return Settings.model_validate(
+        {
+            "scraper_timeout_seconds": timeout,
+            "scraper_allow_private_networks": allow_private_networks,
+            **fields,
+        }
+    )
+
+
+def run(
+    make: Callable[[httpx.AsyncClient], Awaitable[T]],
+    *,
+    timeout: float = 5.0,
+    allow_private_networks: bool = True,
+) -> T:
+    """Run `make(client)` on a fresh event loop with a fresh unguarded client (no Redis; no
+    pytest-asyncio). The fake platform listens on loopback, so private networks are allowed
+    for the connections unless a test says otherwise."""
+    settings = scraper_settings(timeout=timeout, allow_private_networks=allow_private_networks)
 
     async def main() -> T:
-        async with make_http_client(timeout) as client:
+        async with make_http_client(settings, guarded=False) as client:
             return await make(client)
 
     return asyncio.run(main())

@@ -14,7 +14,7 @@ from gristmill.scrapers import (
     make_http_client,
 )
 
-from .helpers import run
+from .helpers import run, scraper_settings
 
 
 def _adapters(client: httpx.AsyncClient) -> tuple[MastodonScraper, BlueskyScraper]:
@@ -133,15 +133,10 @@ def test_handles_can_be_checked_on_the_class_without_a_client() -> None:
 
 
 def test_http_client_settings() -> None:
-    async def go(client: httpx.AsyncClient) -> httpx.AsyncClient:
-        return client
-
-    client = make_http_client(7.5)
+    client = make_http_client(scraper_settings(timeout=7.5), guarded=False)
     assert client.headers["User-Agent"] == USER_AGENT
     assert "Gristmill" in USER_AGENT
     assert client.follow_redirects is False
     assert client.timeout.read == 7.5
     assert client.timeout.connect == 7.5
-    assert make_http_client(30).timeout.connect == 10.0
-    with pytest.raises(ValueError, match="positive"):
-        make_http_client(0)
+    assert make_http_client(scraper_settings(timeout=30), guarded=False).timeout.connect == 10.0

@@ -1,25 +1,15 @@
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable, Iterator
-from typing import Any
-
-import httpx
 import pytest
 
 from gristmill.scrapers import (
-    AccountRef,
-    PermanentScrapeError,
-    TransientScrapeError,
     UnresolvableHostError,
     UnsafeBaseURLError,
-    check_resolved_host,
-    get_scraper,
+    check_request_url,
     validate_base_url,
 )
 from gristmill.scrapers.ssrf import clear_resolution_cache
-
-from .helpers import run
+from tests.scrapers.dns_server import ProgrammableDNS
 
 PUBLIC = "93.184.215.14"
 
@@ -85,73 +75,50 @@ def test_some_things_are_refused_even_when_private_allowed(url: str, message: st
         validate_base_url(url, allow_private_networks=True)
 
 
-class FakeDNS:
-    """Replaces socket.getaddrinfo for names under .test; counts lookups."""
-
-    def __init__(self, real: Callable[..., Any]) -> None:
-        self.answers: dict[str, list[str]] = {}
-        self.lookups = 0
-        self._real = real
-
-    def __call__(self, host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
-        if not host.endswith(".test"):
-            return self._real(host, port, *args, **kwargs)
-        self.lookups += 1
-        if host not in self.answers:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return [
-            (
-                socket.AF_INET6 if ":" in ip else socket.AF_INET,
-                socket.SOCK_STREAM,
-                6,
-                "",
-                (ip, 443),
-            )
-            for ip in self.answers[host]
-        ]
-
-
-@pytest.fixture
-def dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDNS]:
-    fake = FakeDNS(socket.getaddrinfo)
-    monkeypatch.setattr(socket, "getaddrinfo", fake)
-    clear_resolution_cache()
-    yield fake
-    clear_resolution_cache()
-
-
-def test_hostname_with_any_private_address_is_rejected(dns: FakeDNS) -> None:
-    dns.answers["mixed.test"] = [PUBLIC, "10.0.0.7"]
+def test_hostname_with_any_private_address_is_rejected(dns: ProgrammableDNS) -> None:
+    dns.answer("mixed.test", [PUBLIC, "10.0.0.7"])
     with pytest.raises(UnsafeBaseURLError, match=r"mixed\.test \(resolves to 10\.0\.0\.7\)"):
-        validate_base_url("https://mixed.test", allow_private_networks=False)
+        validate_base_url(
+            "https://mixed.test", allow_private_networks=False, nameserver=dns.nameserver
+        )
 
 
-def test_unresolvable_host_is_rejected(dns: FakeDNS) -> None:
+def test_hostname_with_a_loopback_ipv6_address_is_rejected(dns: ProgrammableDNS) -> None:
+    dns.answer("six.test", [PUBLIC, "::1"])
+    with pytest.raises(UnsafeBaseURLError, match="loopback"):
+        validate_base_url(
+            "https://six.test", allow_private_networks=False, nameserver=dns.nameserver
+        )
+
+
+def test_unresolvable_host_is_rejected(dns: ProgrammableDNS) -> None:
     with pytest.raises(UnresolvableHostError, match="does not resolve"):
-        validate_base_url("https://nowhere.test", allow_private_networks=False)
+        validate_base_url(
+            "https://nowhere.test", allow_private_networks=False, nameserver=dns.nameserver
+        )
 
 
-def test_resolution_is_cached_then_rebinding_is_caught(dns: FakeDNS) -> None:
-    dns.answers["rebind.test"] = [PUBLIC]
-    url = "https://rebind.test/api/v1/accounts/lookup?acct=alice"
-    assert validate_base_url("https://rebind.test", allow_private_networks=False)
-    check_resolved_host(url, False)
-    check_resolved_host(url, False)
-    assert dns.lookups == 1
-    dns.answers["rebind.test"] = ["127.0.0.1"]
+def test_resolution_is_cached_then_a_changed_answer_is_checked_again(
+    dns: ProgrammableDNS,
+) -> None:
+    dns.answer("rebind.test", [PUBLIC], ["127.0.0.1"])
+    assert validate_base_url(
+        "https://rebind.test", allow_private_networks=False, nameserver=dns.nameserver
+    )
+    assert validate_base_url(
+        "https://rebind.test", allow_private_networks=False, nameserver=dns.nameserver
+    )
+    assert dns.lookups("rebind.test") == 1
     clear_resolution_cache()  # what the 60 s expiry does in production
     with pytest.raises(UnsafeBaseURLError, match="loopback"):
-        check_resolved_host(url, False)
+        validate_base_url(
+            "https://rebind.test", allow_private_networks=False, nameserver=dns.nameserver
+        )
 
 
-def test_scraper_refuses_rebound_host_and_retries_dns_failures(dns: FakeDNS) -> None:
-    dns.answers["rebound.test"] = ["10.9.8.7"]
-
-    async def fetch(client: httpx.AsyncClient, host: str) -> None:
-        adapter = get_scraper("mastodon", client, allow_private_networks=False)
-        await adapter.fetch_profile(AccountRef("mastodon", "a@x.social", f"https://{host}"))
-
-    with pytest.raises(PermanentScrapeError, match="refusing to send request.*private"):
-        run(lambda client: fetch(client, "rebound.test"))
-    with pytest.raises(TransientScrapeError, match="does not resolve"):
-        run(lambda client: fetch(client, "gone.test"))
+def test_request_urls_are_checked_without_dns() -> None:
+    check_request_url("https://any.test/api?x=1", allow_private_networks=False)
+    with pytest.raises(UnsafeBaseURLError, match="cloud metadata"):
+        check_request_url("http://169.254.169.254/latest", allow_private_networks=True)
+    with pytest.raises(UnsafeBaseURLError, match="plain http"):
+        check_request_url("http://any.test/api", allow_private_networks=False)

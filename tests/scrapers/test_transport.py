@@ -37,15 +37,6 @@ def test_non_json_body_is_permanent() -> None:
         asyncio.run(_profile(transport, account))
 
 
-def test_redirect_is_not_followed_and_is_permanent() -> None:
-    transport = httpx.MockTransport(
-        lambda request: httpx.Response(302, headers={"Location": "http://169.254.169.254/"})
-    )
-    account = AccountRef("mastodon", "alice@x.social", ROOT)
-    with pytest.raises(PermanentScrapeError, match=r"redirect.*HTTP 302.*169\.254\.169\.254"):
-        asyncio.run(_profile(transport, account))
-
-
 def test_bluesky_skips_reposts_and_posts_by_other_authors() -> None:
     did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"
 

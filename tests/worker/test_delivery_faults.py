@@ -26,7 +26,7 @@ from gristmill.migrations.runner import create_database, upgrade
 from gristmill.models import metadata
 from gristmill.settings import Settings
 from tests.conftest import WRITE_TOKEN
-from tests.fakeplatform import FakePlatform
+from tests.fakeplatform import FAKE_PLATFORM_LIMITS, FakePlatform
 from tests.support.jobs import wait_for_job
 from tests.support.private_services import (
     PrivatePostgres,
@@ -106,6 +106,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultyStack]:
             "REDIS_URL": broker.url,
             "API_TOKENS": WRITE_TOKEN,
             "SCRAPER_ALLOW_PRIVATE_NETWORKS": "true",
+            **FAKE_PLATFORM_LIMITS,
             "SCRAPER_TIMEOUT_SECONDS": "10",
             "RETRY_BACKOFF_BASE_SECONDS": "0.5",
             "RETRY_BACKOFF_MAX_SECONDS": "2",

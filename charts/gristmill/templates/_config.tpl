@@ -10,6 +10,7 @@ BEAT_SCHEDULE_FILE: {{ .Values.scheduler.scheduleFile | quote }}
 BEAT_HEARTBEAT_FILE: {{ .Values.scheduler.heartbeatFile | quote }}
 WORKER_HEARTBEAT_FILE: {{ .Values.worker.heartbeatFile | quote }}
 WORKER_METRICS_PORT: {{ .Values.worker.metricsPort | int | toString | quote }}
+SCHEDULER_METRICS_PORT: {{ .Values.scheduler.metricsPort | int | toString | quote }}
 {{- end -}}
 
 {{/* Data of the chart's Secret (shared with the migration hook's copy). */}}

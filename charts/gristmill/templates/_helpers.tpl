@@ -70,14 +70,24 @@ app.kubernetes.io/component: {{ index . 1 }}
 
 {{/* Images ---------------------------------------------------------------------------------- */}}
 
-{{/* (list $ .Values.image.api) -> repository@digest or repository:tag (tag defaults to appVersion). */}}
+{{/* The one Gristmill image of every gristmill container: repository@digest, or repository:tag
+     (tag defaults to appVersion). Takes the root context. */}}
 {{- define "gristmill.image" -}}
-{{- $root := index . 0 -}}
-{{- $img := index . 1 -}}
+{{- $img := .Values.image -}}
 {{- if $img.digest -}}
 {{- printf "%s@%s" $img.repository $img.digest -}}
 {{- else -}}
-{{- printf "%s:%s" $img.repository (default $root.Chart.AppVersion $img.tag) -}}
+{{- printf "%s:%s" $img.repository (default .Chart.AppVersion $img.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* An in-chart dependency's image (redis.image, postgresql.image): repository:tag@digest when
+     pinned (the runtime pulls by digest; the tag stays for readers), else repository:tag. */}}
+{{- define "gristmill.pinnedImage" -}}
+{{- if .digest -}}
+{{- printf "%s:%s@%s" .repository .tag .digest -}}
+{{- else -}}
+{{- printf "%s:%s" .repository .tag -}}
 {{- end -}}
 {{- end -}}
 
@@ -210,14 +220,13 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
-{{/* initContainer that waits until the database is reachable and migrated. (list $ $image) */}}
+{{/* initContainer that waits until the database is reachable and migrated. Takes the root. */}}
 {{- define "gristmill.waitForMigrations" -}}
-{{- $root := index . 0 -}}
-{{- $image := index . 1 -}}
+{{- $root := . -}}
 {{- if $root.Values.waitForMigrations.enabled }}
 initContainers:
   - name: wait-for-db
-    image: {{ include "gristmill.image" (list $root $image) }}
+    image: {{ include "gristmill.image" $root }}
     imagePullPolicy: {{ $root.Values.image.pullPolicy }}
     args: ["gristmill", "wait-for-db", "--timeout", {{ $root.Values.waitForMigrations.timeoutSeconds | int | toString | quote }}]
     envFrom:
@@ -278,13 +287,13 @@ priorityClassName: {{ . }}
 {{- end }}
 {{- end -}}
 
-{{/* imagePullSecrets, scheduling and the wait-for-db initContainer, without blank lines when
-     some are empty. (list $ $componentValues $image) */}}
+{{/* imagePullSecrets, scheduling and (when $waitForDb) the wait-for-db initContainer, without
+     blank lines when some are empty. (list $ $componentValues $waitForDb) */}}
 {{- define "gristmill.podExtras" -}}
 {{- $root := index . 0 -}}
 {{- $parts := list (include "gristmill.imagePullSecrets" $root) (include "gristmill.scheduling" (list $root (index . 1))) -}}
 {{- if index . 2 -}}
-{{- $parts = append $parts (include "gristmill.waitForMigrations" (list $root (index . 2))) -}}
+{{- $parts = append $parts (include "gristmill.waitForMigrations" $root) -}}
 {{- end -}}
 {{- range $parts -}}
 {{- with trim . }}

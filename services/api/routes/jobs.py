@@ -3,14 +3,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, status
+from fastapi.responses import JSONResponse
 
 from gristmill.jobs import service, starts
 from gristmill.jobs.cursor import MAX_PAGE_SIZE
 from gristmill.jobs.schemas import BackfillRequest, DeadLetterPage, DeadLetterRead, JobPage, JobRead
-from gristmill.jobs.starts import StartedJob
 from gristmill.jobs.types import JobStatus, JobType
+from services.api import idempotency as idempotent
 from services.api.deps import IntakeDep, ReadAuth, SessionDep, WriteAuth
+from services.api.idempotency import IdempotencyDep
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
@@ -30,75 +32,55 @@ _DUPLICATE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _started(started: StartedJob, response: Response) -> JobRead:
-    response.headers["Location"] = f"/api/jobs/{started.job.job_id}"
-    if not started.created:
-        response.status_code = status.HTTP_200_OK
-    return JobRead.model_validate(started.job)
+_STARTS: dict[str, Any] = {
+    "dependencies": [WriteAuth],
+    "status_code": ACCEPTED,
+    "response_model": JobRead,
+    "responses": _DUPLICATE,
+}
 
 
-@router.post(
-    "/jobs/scrape-all", dependencies=[WriteAuth], status_code=ACCEPTED, responses=_DUPLICATE
-)
+@router.post("/jobs/scrape-all", **_STARTS)
 async def start_scrape_all(
-    intake: IntakeDep, response: Response, force: ForceQuery = False
-) -> JobRead:
+    intake: IntakeDep, key: IdempotencyDep, force: ForceQuery = False
+) -> JSONResponse:
     """Scrape every active account: one child job per account, spread over the workers."""
-    return _started(await intake.start(starts.scrape_all(force=force)), response)
+    return await idempotent.start(intake, starts.scrape_all(force=force), key)
 
 
-@router.post(
-    "/run-scraper",
-    dependencies=[WriteAuth],
-    deprecated=True,
-    status_code=ACCEPTED,
-    responses=_DUPLICATE,
-)
-async def run_scraper(intake: IntakeDep, response: Response, force: ForceQuery = False) -> JobRead:
+@router.post("/run-scraper", deprecated=True, **_STARTS)
+async def run_scraper(
+    intake: IntakeDep, key: IdempotencyDep, force: ForceQuery = False
+) -> JSONResponse:
     """Alias of `POST /api/jobs/scrape-all`, kept for existing clients."""
-    return _started(await intake.start(starts.scrape_all(force=force)), response)
+    return await idempotent.start(intake, starts.scrape_all(force=force), key)
 
 
-@router.post(
-    "/jobs/scrape-account/{account_key}",
-    dependencies=[WriteAuth],
-    status_code=ACCEPTED,
-    responses=_DUPLICATE,
-)
+@router.post("/jobs/scrape-account/{account_key}", **_STARTS)
 async def start_scrape_account(
-    account_key: str, intake: IntakeDep, response: Response, force: ForceQuery = False
-) -> JobRead:
-    return _started(await intake.start(starts.scrape_account(account_key, force=force)), response)
+    account_key: str, intake: IntakeDep, key: IdempotencyDep, force: ForceQuery = False
+) -> JSONResponse:
+    return await idempotent.start(intake, starts.scrape_account(account_key, force=force), key)
 
 
-@router.post(
-    "/jobs/scrape-platform/{platform}",
-    dependencies=[WriteAuth],
-    status_code=ACCEPTED,
-    responses=_DUPLICATE,
-)
+@router.post("/jobs/scrape-platform/{platform}", **_STARTS)
 async def start_scrape_platform(
-    platform: str, intake: IntakeDep, response: Response, force: ForceQuery = False
-) -> JobRead:
-    return _started(await intake.start(starts.scrape_platform(platform, force=force)), response)
+    platform: str, intake: IntakeDep, key: IdempotencyDep, force: ForceQuery = False
+) -> JSONResponse:
+    return await idempotent.start(intake, starts.scrape_platform(platform, force=force), key)
 
 
-@router.post(
-    "/jobs/backfill-account/{account_key}",
-    dependencies=[WriteAuth],
-    status_code=ACCEPTED,
-    responses=_DUPLICATE,
-)
+@router.post("/jobs/backfill-account/{account_key}", **_STARTS)
 async def start_backfill_account(
     account_key: str,
     body: BackfillRequest,
     intake: IntakeDep,
-    response: Response,
+    key: IdempotencyDep,
     force: ForceQuery = False,
-) -> JobRead:
+) -> JSONResponse:
     """Collect per-day activity for the `days` UTC dates ending today (1-365)."""
     request = starts.backfill_account(account_key, body.days, force=force)
-    return _started(await intake.start(request), response)
+    return await idempotent.start(intake, request, key)
 
 
 @router.get("/jobs", dependencies=[ReadAuth])
@@ -135,12 +117,12 @@ def delete_job(job_id: uuid.UUID, session: SessionDep) -> None:
     service.delete_job(session, job_id)
 
 
-@router.post(
-    "/jobs/{job_id}/retry", dependencies=[WriteAuth], status_code=ACCEPTED, responses=_DUPLICATE
-)
-def retry_job(job_id: uuid.UUID, session: SessionDep, response: Response) -> JobRead:
+@router.post("/jobs/{job_id}/retry", **_STARTS)
+def retry_job(job_id: uuid.UUID, session: SessionDep, key: IdempotencyDep) -> JSONResponse:
     """Run a dead-lettered job again as a new job (`retry_of_job_id` points at the old one)."""
-    return _started(service.retry_dead_letter(session, job_id), response)
+    return idempotent.start_in_session(
+        session, key, lambda: service.retry_dead_letter(session, job_id)
+    )
 
 
 @router.get("/dead-letters", dependencies=[ReadAuth])

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from gristmill.db import get_database
 from gristmill.observability.cluster import ClusterCollector
+from gristmill.observability.platforms import PlatformCollector
 
 router = APIRouter()
 
@@ -43,6 +44,7 @@ def _registry(app: FastAPI) -> CollectorRegistry:
             registry = CollectorRegistry(auto_describe=False)
             registry.register(_ProcessMetrics())
             registry.register(ClusterCollector(get_database, app.state.settings.broker_url))
+            registry.register(PlatformCollector(app.state.settings.redis_url.get_secret_value()))
             setattr(app.state, _REGISTRY_ATTR, registry)
     return registry
 

@@ -26,7 +26,9 @@ def register_account(session: Session, settings: Settings, data: AccountCreate) 
     if data.base_url is not None:
         try:
             base_url = validate_base_url(
-                data.base_url, allow_private_networks=settings.scraper_allow_private_networks
+                data.base_url,
+                allow_private_networks=settings.scraper_allow_private_networks,
+                nameserver=settings.scraper_dns_nameserver,
             )
         except UnsafeBaseURLError as exc:
             raise InvalidInputError(f"base_url rejected: {exc}") from exc

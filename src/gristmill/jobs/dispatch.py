@@ -343,9 +343,15 @@ def start_dispatcher(
     if _dispatcher is not None:
         _dispatcher.stop()
     _dispatcher = Dispatcher(settings, database, relay=relay)
-    outbox.use_submitter(_dispatcher)
     if relay:
+        # Adopt the broker's epoch before the first fast send, so that jobs sent at start-up
+        # are marked sent rather than sent a second time by the relay.
+        try:
+            _dispatcher.relay_once()
+        except Exception:
+            logger.warning("the outbox relay cannot run yet; it retries every cycle", exc_info=True)
         _dispatcher.start()
+    outbox.use_submitter(_dispatcher)
     return _dispatcher
 
 

@@ -1,30 +1,33 @@
-"""Every job state transition, in one place: create, claim, progress, end, retry, dead-letter.
+"""Every job state transition, in one place: create, claim, progress, end, dead-letter, cancel.
 
 Single jobs, fan-out batches and the api all go through these functions; nothing else writes a
 job's status. Each write is guarded by the status it expects, and a worker's writes are fenced by
 the attempt that owns the job (`attempts`), so a cancel, a finishing worker and an attempt that
 was presumed dead can race without one overwriting another. Callers own the transaction: these
-functions only flush, and register what must happen after the commit (job-change events, sending
-messages).
+functions only execute statements, and register what must happen after the commit (job-change
+events, sending messages).
+
+The statements are Core statements on the jobs table, built once at import where they can be:
+SQLAlchemy compiles them once and the ORM's per-statement work is skipped. They return rows
+(`JobRecord`), read like `Job` objects.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import (
     DateTime,
     Integer,
+    Row,
     String,
     Uuid,
-    and_,
+    bindparam,
     case,
     column,
     func,
@@ -43,7 +46,7 @@ from sqlalchemy.orm import Session
 from gristmill.clock import utc_now
 from gristmill.events import JobChange, publish_jobs
 from gristmill.jobs import outbox
-from gristmill.jobs.models import ACTIVE_DEDUPE_PREDICATE, DeadLetter, Job
+from gristmill.jobs.models import ACTIVE_DEDUPE_PREDICATE, JOBS, DeadLetter
 from gristmill.jobs.parents import count_ended_children
 from gristmill.jobs.types import (
     CHILD_PRIORITY,
@@ -54,10 +57,11 @@ from gristmill.jobs.types import (
     JobStatus,
     JobType,
 )
-from gristmill.settings import Settings
 
-MAX_RETRY_AFTER_SECONDS = 1800.0
-
+JobRow = Row[Any]
+_C = JOBS.c
+_RUNNING = JobStatus.RUNNING.value
+_UNFINISHED = [status.value for status in UNFINISHED_STATUSES]
 
 # --- building and inserting jobs -------------------------------------------------------------
 
@@ -98,7 +102,16 @@ def job_row(
     }
 
 
-def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> list[Job]:
+_INSERT = (
+    pg_insert(JOBS)
+    .on_conflict_do_nothing(
+        index_elements=[_C.dedupe_key], index_where=text(ACTIVE_DEDUPE_PREDICATE)
+    )
+    .returning(JOBS)
+)
+
+
+def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> list[JobRow]:
     """Insert pending jobs and send them once the transaction commits.
 
     A row whose `dedupe_key` matches a job that is still pending or running is skipped (the
@@ -107,14 +120,7 @@ def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> list[Job]:
     """
     if not rows:
         return []
-    statement = (
-        pg_insert(Job)
-        .on_conflict_do_nothing(
-            index_elements=[Job.dedupe_key], index_where=text(ACTIVE_DEDUPE_PREDICATE)
-        )
-        .returning(Job)
-    )
-    jobs = list(session.scalars(statement, list(rows)))
+    jobs = list(session.connection().execute(_INSERT, list(rows)))
     publish_jobs(session, jobs, JobChange.CREATED)
     outbox.send_after_commit(session, jobs)
     return jobs
@@ -122,42 +128,41 @@ def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> list[Job]:
 
 # --- a worker's transitions ------------------------------------------------------------------
 
+_CLAIM = (
+    update(JOBS)
+    .where(
+        _C.job_id.in_(bindparam("ids", expanding=True)),
+        _C.status == JobStatus.PENDING.value,
+        # A stray early delivery of a job waiting out its retry backoff does not run it; the
+        # relay sends it when it is due.
+        or_(_C.run_after.is_(None), _C.run_after <= bindparam("now")),
+    )
+    .values(
+        status=_RUNNING,
+        started_at=func.coalesce(_C.started_at, bindparam("now")),
+        attempts=_C.attempts + 1,
+        heartbeat_at=bindparam("now"),
+    )
+    .returning(JOBS)
+)
 
-def claim_jobs(session: Session, job_ids: Sequence[uuid.UUID]) -> list[Job]:
+
+def claim_jobs(session: Session, job_ids: Sequence[uuid.UUID]) -> list[JobRow]:
     """Move pending jobs to running. A job that is not pending (cancelled, already running
     elsewhere, finished) is not returned, so a duplicate delivery does nothing."""
     if not job_ids:
         return []
-    now = utc_now()
-    claimed = list(
-        session.scalars(
-            update(Job)
-            .where(
-                Job.job_id.in_(job_ids),
-                Job.status == JobStatus.PENDING.value,
-                # A stray early delivery of a job waiting out its retry backoff does not run
-                # it; the relay sends it when it is due.
-                or_(Job.run_after.is_(None), Job.run_after <= now),
-            )
-            .values(
-                status=JobStatus.RUNNING.value,
-                started_at=func.coalesce(Job.started_at, now),
-                attempts=Job.attempts + 1,
-                heartbeat_at=now,
-            )
-            .returning(Job)
-            .execution_options(synchronize_session=False)
-        )
-    )
+    claimed = list(session.connection().execute(_CLAIM, {"ids": list(job_ids), "now": utc_now()}))
     publish_jobs(session, claimed, JobChange.STATUS)
     return claimed
 
 
-def _owned(attempts: Sequence[Attempt]) -> Any:
-    return and_(
-        tuple_(Job.job_id, Job.attempts).in_([(a.job_id, a.attempt) for a in attempts]),
-        Job.status == JobStatus.RUNNING.value,
-    )
+_OWNED = (
+    tuple_(_C.job_id, _C.attempts).in_(bindparam("owners", expanding=True)),
+    _C.status == _RUNNING,
+)
+_BEAT = update(JOBS).where(*_OWNED).values(heartbeat_at=bindparam("now")).returning(_C.job_id)
+_OWNED_IDS = select(_C.job_id).where(*_OWNED)
 
 
 def still_owned(session: Session, attempts: Sequence[Attempt], *, beat: bool) -> set[uuid.UUID]:
@@ -166,36 +171,45 @@ def still_owned(session: Session, attempts: Sequence[Attempt], *, beat: bool) ->
     The others were cancelled or handed to another worker: their work must stop."""
     if not attempts:
         return set()
+    owners = [(a.job_id, a.attempt) for a in attempts]
     if beat:
-        rows = session.scalars(
-            update(Job)
-            .where(_owned(attempts))
-            .values(heartbeat_at=utc_now())
-            .returning(Job.job_id)
-            .execution_options(synchronize_session=False)
-        )
+        rows = session.connection().execute(_BEAT, {"owners": owners, "now": utc_now()})
     else:
-        rows = session.scalars(select(Job.job_id).where(_owned(attempts)))
-    return set(rows)
+        rows = session.connection().execute(_OWNED_IDS, {"owners": owners})
+    return {row.job_id for row in rows}
+
+
+_PROGRESS = (
+    update(JOBS)
+    .where(_C.job_id == bindparam("p_job_id"), _C.attempts == bindparam("p_attempt"))
+    .where(_C.status == _RUNNING)
+    .values(
+        progress=func.greatest(_C.progress, bindparam("p_progress", type_=Integer)),
+        result=func.coalesce(bindparam("p_result", type_=JSONB), _C.result),
+        heartbeat_at=bindparam("p_now"),
+    )
+    .returning(JOBS)
+)
 
 
 def report_progress(
     session: Session, owner: Attempt, progress: int, result: dict[str, Any] | None
 ) -> bool:
     """Record progress (it never goes down); False if the attempt no longer owns the job."""
-    changes: dict[str, Any] = {
-        "progress": func.greatest(Job.progress, min(max(progress, 0), 100)),
-        "heartbeat_at": utc_now(),
-    }
-    if result is not None:
-        changes["result"] = result
-    job = session.scalars(
-        update(Job)
-        .where(_owned([owner]))
-        .values(**changes)
-        .returning(Job)
-        .execution_options(synchronize_session=False)
-    ).first()
+    job = (
+        session.connection()
+        .execute(
+            _PROGRESS,
+            {
+                "p_job_id": owner.job_id,
+                "p_attempt": owner.attempt,
+                "p_progress": min(max(progress, 0), 100),
+                "p_result": result,
+                "p_now": utc_now(),
+            },
+        )
+        .first()
+    )
     if job is None:
         return False
     publish_jobs(session, [job], JobChange.PROGRESS)
@@ -212,6 +226,31 @@ class Ending:
     error: str | None = None
 
 
+def _finish_values(status: Any, result: Any, error: Any, now: Any) -> dict[str, Any]:
+    return {
+        "status": status,
+        "completed_at": now,
+        "progress": case((status == JobStatus.COMPLETED.value, 100), else_=_C.progress),
+        "result": func.coalesce(result, _C.result),
+        "error_message": func.coalesce(error, _C.error_message),
+        "heartbeat_at": None,
+    }
+
+
+_FINISH_ONE = (
+    update(JOBS)
+    .where(_C.job_id == bindparam("f_job_id"), _C.attempts == bindparam("f_attempt"))
+    .where(_C.status == _RUNNING)
+    .values(
+        _finish_values(
+            bindparam("f_status", type_=String),
+            bindparam("f_result", type_=JSONB),
+            bindparam("f_error", type_=String),
+            bindparam("f_now", type_=DateTime(timezone=True)),
+        )
+    )
+    .returning(JOBS)
+)
 _ENDINGS = values(
     column("job_id", Uuid),
     column("attempt", Integer),
@@ -222,51 +261,52 @@ _ENDINGS = values(
 )
 
 
-def finish_jobs(session: Session, endings: Sequence[Ending]) -> list[Job]:
-    """End running jobs in one statement; returns the jobs this call really ended.
+def finish_jobs(session: Session, endings: Sequence[Ending]) -> list[JobRow]:
+    """End running jobs; returns the jobs this call really ended.
 
     A job that was cancelled or taken over meanwhile is left alone and not returned, so the
     caller writes nothing more for it. Fan-out parents of the ended jobs are updated."""
     if not endings:
         return []
-    rows = _ENDINGS.data(
-        [
-            (e.owner.job_id, e.owner.attempt, e.status.value, e.result, e.error)
-            for e in sorted(endings, key=lambda e: e.owner.job_id)
-        ]
-    )
-    completed = JobStatus.COMPLETED.value
-    ended = list(
-        session.scalars(
-            update(Job)
-            .where(
-                Job.job_id == rows.c.job_id,
-                Job.attempts == rows.c.attempt,
-                Job.status == JobStatus.RUNNING.value,
-            )
-            .values(
-                status=rows.c.status,
-                completed_at=utc_now(),
-                progress=case((rows.c.status == completed, 100), else_=Job.progress),
-                result=func.coalesce(rows.c.result, Job.result),
-                error_message=func.coalesce(rows.c.error, Job.error_message),
-                heartbeat_at=None,
-            )
-            .returning(Job)
-            .execution_options(synchronize_session=False)
+    connection = session.connection()
+    if len(endings) == 1:
+        (ending,) = endings
+        parameters = {
+            "f_job_id": ending.owner.job_id,
+            "f_attempt": ending.owner.attempt,
+            "f_status": ending.status.value,
+            "f_result": ending.result,
+            "f_error": ending.error,
+            "f_now": utc_now(),
+        }
+        ended = list(connection.execute(_FINISH_ONE, parameters))
+    else:
+        # Ordered by id: batches and cancels lock rows in the same order.
+        rows = _ENDINGS.data(
+            [
+                (e.owner.job_id, e.owner.attempt, e.status.value, e.result, e.error)
+                for e in sorted(endings, key=lambda e: e.owner.job_id)
+            ]
         )
-    )
+        statement = (
+            update(JOBS)
+            .where(_C.job_id == rows.c.job_id, _C.attempts == rows.c.attempt)
+            .where(_C.status == _RUNNING)
+            .values(_finish_values(rows.c.status, rows.c.result, rows.c.error, utc_now()))
+            .returning(JOBS)
+        )
+        ended = list(connection.execute(statement))
     publish_jobs(session, ended, JobChange.STATUS)
     count_ended_children(session, ended)
     return ended
 
 
-def dead_letter_jobs(session: Session, endings: Sequence[Ending]) -> list[Job]:
+def dead_letter_jobs(session: Session, endings: Sequence[Ending]) -> list[JobRow]:
     """Fail jobs for good and put them in the dead-letter queue."""
     failed = [Ending(e.owner, JobStatus.FAILED, e.result, e.error) for e in endings]
     ended = finish_jobs(session, failed)
     if ended:
-        session.execute(
+        session.connection().execute(
             insert(DeadLetter),
             [
                 {
@@ -282,119 +322,43 @@ def dead_letter_jobs(session: Session, endings: Sequence[Ending]) -> list[Job]:
     return ended
 
 
-@dataclass(frozen=True)
-class Postponement:
-    """Send the job again after `delay` seconds; `spends_retry` is False for a deferral."""
+# --- people's transitions ----------------------------------------------------------------
 
-    owner: Attempt
-    error: str
-    delay: float
-    spends_retry: bool = True
-
-
-def postpone_jobs(session: Session, postponements: Sequence[Postponement]) -> list[Job]:
-    """Put running jobs back to pending; the outbox relay sends each once its delay is over."""
-    if not postponements:
-        return []
-    now = utc_now()
-    rows = _POSTPONEMENTS.data(
-        [
-            (
-                p.owner.job_id,
-                p.owner.attempt,
-                now + timedelta(seconds=p.delay),
-                p.error,
-                1 if p.spends_retry else 0,
-            )
-            for p in sorted(postponements, key=lambda p: p.owner.job_id)
-        ]
-    )
-    jobs = list(
-        session.scalars(
-            update(Job)
-            .where(
-                Job.job_id == rows.c.job_id,
-                Job.attempts == rows.c.attempt,
-                Job.status == JobStatus.RUNNING.value,
-            )
-            .values(
-                status=JobStatus.PENDING.value,
-                heartbeat_at=None,
-                enqueued_at=None,
-                run_after=rows.c.run_after,
-                retries=Job.retries + rows.c.spent,
-                error_message=rows.c.error,
-            )
-            .returning(Job)
-            .execution_options(synchronize_session=False)
-        )
-    )
-    publish_jobs(session, jobs, JobChange.STATUS)
-    return jobs
-
-
-_POSTPONEMENTS = values(
-    column("job_id", Uuid),
-    column("attempt", Integer),
-    column("run_after", DateTime(timezone=True)),
-    column("error", String),
-    column("spent", Integer),
-    name="postponement",
+_LOCK_CHILDREN = (
+    select(_C.job_id)
+    .where(_C.parent_job_id == bindparam("job_id"), _C.status.in_(_UNFINISHED))
+    .order_by(_C.job_id)
+    .with_for_update()
 )
 
 
-def retry_delay(settings: Settings, retries: int, retry_after: float | None) -> float:
-    """Exponential backoff with jitter for the `retries`-th retry (1-based); a platform's
-    Retry-After is honoured as the minimum."""
-    ceiling = min(
-        settings.retry_backoff_max_seconds,
-        settings.retry_backoff_base_seconds * 2 ** max(retries - 1, 0),
-    )
-    delay = ceiling * random.uniform(0.5, 1.0)
-    if retry_after is not None:
-        # Honoured, but bounded: "inf" is not a delay, and a job parked for days would look
-        # lost to whoever watches it.
-        delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
-    return float(delay)
-
-
-# --- people's transitions ----------------------------------------------------------------
-
-
-def cancel_job_tree(session: Session, job_id: uuid.UUID) -> Job | None:
+def cancel_job_tree(session: Session, job_id: uuid.UUID) -> JobRow | None:
     """Cancel a pending or running job and its unfinished children; None if it had ended.
 
     A pending job is cancelled at once; a running one stops within about a second (its worker
     notices) and nothing more is written for it."""
-    unfinished = [s.value for s in UNFINISHED_STATUSES]
+    connection = session.connection()
     # Children first, in id order, then the job, then its parent: the order workers lock them.
-    session.execute(
-        select(Job.job_id)
-        .where(Job.parent_job_id == job_id, Job.status.in_(unfinished))
-        .order_by(Job.job_id)
-        .with_for_update()
-    )
+    connection.execute(_LOCK_CHILDREN, {"job_id": job_id})
     cancelled = {
         "status": JobStatus.CANCELLED.value,
         "completed_at": utc_now(),
         "heartbeat_at": None,
     }
-    job = session.scalars(
-        update(Job)
-        .where(Job.job_id == job_id, Job.status.in_(unfinished))
+    job = connection.execute(
+        update(JOBS)
+        .where(_C.job_id == job_id, _C.status.in_(_UNFINISHED))
         .values(**cancelled)
-        .returning(Job)
-        .execution_options(synchronize_session=False)
+        .returning(JOBS)
     ).first()
     if job is None:
         return None
     children = list(
-        session.scalars(
-            update(Job)
-            .where(Job.parent_job_id == job_id, Job.status.in_(unfinished))
+        connection.execute(
+            update(JOBS)
+            .where(_C.parent_job_id == job_id, _C.status.in_(_UNFINISHED))
             .values(**cancelled)
-            .returning(Job)
-            .execution_options(synchronize_session=False)
+            .returning(JOBS)
         )
     )
     publish_jobs(session, [job, *children], JobChange.STATUS)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     CheckConstraint,
@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     String,
+    Table,
     Text,
     func,
     text,
@@ -34,6 +35,52 @@ FINISHED_TOP_LEVEL_PREDICATE = (
 def _in_list(column: str, values: list[str]) -> str:
     quoted = ", ".join(f"'{value}'" for value in values)
     return f"{column} IN ({quoted})"
+
+
+class JobRecord(Protocol):
+    """A job's columns as read: an ORM `Job` or a Core row of the jobs table (the engine's hot
+    paths use Core statements and return rows)."""
+
+    @property
+    def job_id(self) -> uuid.UUID: ...
+    @property
+    def job_type(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def progress(self) -> int: ...
+    @property
+    def result(self) -> dict[str, Any] | None: ...
+    @property
+    def error_message(self) -> str | None: ...
+    @property
+    def account_key(self) -> str | None: ...
+    @property
+    def parent_job_id(self) -> uuid.UUID | None: ...
+    @property
+    def params(self) -> dict[str, Any]: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def worker_losses(self) -> int: ...
+    @property
+    def run_after(self) -> datetime | None: ...
+    @property
+    def children_total(self) -> int | None: ...
+    @property
+    def children_succeeded(self) -> int: ...
+    @property
+    def children_failed(self) -> int: ...
+    @property
+    def children_cancelled(self) -> int: ...
+    @property
+    def dedupe_key(self) -> str | None: ...
 
 
 class Job(Base):
@@ -180,3 +227,7 @@ class DeadLetter(Base):
             postgresql_where=text("requeued_at IS NULL"),
         ),
     )
+
+
+# The jobs table for Core statements: the engine's hot paths skip the ORM's per-statement work.
+JOBS = cast(Table, Job.__table__)

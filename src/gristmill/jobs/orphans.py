@@ -8,9 +8,9 @@ and puts them back to pending; the relay then sends them again.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from gristmill.clock import utc_now
@@ -76,3 +76,64 @@ def requeue_orphaned_jobs(session: Session, settings: Settings) -> list[uuid.UUI
     )
     publish_jobs(session, requeued, JobChange.STATUS)
     return [job.job_id for job in requeued]
+
+
+def record_hard_timeout(
+    session: Session,
+    settings: Settings,
+    job_id: uuid.UUID,
+    limit_seconds: float,
+    killed_at: datetime,
+) -> str | None:
+    """The worker running job `job_id` was killed at its hard time limit (called by the
+    worker's main process when Celery kills the pool process). The job is sent again at once
+    with the reason recorded, and dead-lettered once it has been killed more than
+    TASK_MAX_HARD_TIMEOUTS times: a job that cannot finish in time is not re-run blindly.
+    Only the attempt that was killed is affected: it last proved alive before `killed_at`
+    (a newer attempt's claim refreshed the heartbeat after it). Returns what was done
+    ("requeued", "dead_lettered"), or None if the job was not running that attempt."""
+    # The caller is a worker's main process: it must not hang on a lock a stuck transaction
+    # holds (the orphan check recovers the job then).
+    session.execute(text("SET LOCAL lock_timeout = '5s'"))
+    job = session.scalars(
+        select(Job)
+        .where(
+            Job.job_id == job_id,
+            Job.status == JobStatus.RUNNING.value,
+            Job.heartbeat_at <= killed_at,
+        )
+        .with_for_update()
+    ).first()
+    if job is None:
+        return None
+    kills = job.hard_timeouts + 1
+    reason = f"killed at its hard time limit ({limit_seconds:g} s)"
+    session.execute(update(Job).where(Job.job_id == job_id).values(hard_timeouts=kills))
+    if kills > settings.task_max_hard_timeouts:
+        dead_letter_jobs(
+            session,
+            [
+                Ending(
+                    Attempt(job.job_id, job.attempts),
+                    JobStatus.FAILED,
+                    job.result,
+                    f"{reason} {kills} times; not sent again",
+                )
+            ],
+        )
+        return "dead_lettered"
+    requeued = session.scalars(
+        update(Job)
+        .where(Job.job_id == job_id)
+        .values(
+            status=JobStatus.PENDING.value,
+            heartbeat_at=None,
+            enqueued_at=None,
+            run_after=utc_now(),
+            error_message=f"{reason}; sent again (kill {kills})",
+        )
+        .returning(Job)
+        .execution_options(synchronize_session=False)
+    ).all()
+    publish_jobs(session, requeued, JobChange.STATUS)
+    return "requeued"

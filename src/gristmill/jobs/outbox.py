@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from gristmill.clock import utc_now
 from gristmill.db import call_after_commit
-from gristmill.jobs.models import UNSENT_PREDICATE, BrokerEpoch, Job
+from gristmill.jobs.models import UNSENT_PREDICATE, BrokerEpoch, Job, JobRecord
 from gristmill.jobs.types import JobStatus
 
 UNSENT = text(UNSENT_PREDICATE)
@@ -47,7 +47,7 @@ class OutboxJob:
     parent_job_id: uuid.UUID | None
 
     @classmethod
-    def of(cls, job: Job) -> OutboxJob:
+    def of(cls, job: JobRecord) -> OutboxJob:
         return cls(
             job.job_id, job.job_type, dict(job.params), job.queue, job.priority, job.parent_job_id
         )
@@ -66,7 +66,7 @@ def use_submitter(submitter: Submitter | None) -> None:
     _submitter = submitter
 
 
-def send_after_commit(session: Session, jobs: Iterable[Job]) -> None:
+def send_after_commit(session: Session, jobs: Iterable[JobRecord]) -> None:
     """Hand due pending jobs to this process's dispatcher once the transaction commits.
 
     Without a dispatcher (a test calling the core directly) nothing is sent now; the relay of

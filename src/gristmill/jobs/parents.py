@@ -13,15 +13,18 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, select, update
+from sqlalchemy import Integer, and_, bindparam, case, exists, func, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, aliased
 
 from gristmill.clock import utc_now
 from gristmill.events import JobChange, publish_jobs
-from gristmill.jobs.models import Job
+from gristmill.jobs.models import JOBS, Job, JobRecord
 from gristmill.jobs.types import UNFINISHED_STATUSES, Attempt, JobStatus
 
 MAX_LISTED_FAILURES = 1000
+_C = JOBS.c
+_RUNNING = JobStatus.RUNNING.value
 
 
 def parent_result(
@@ -41,28 +44,41 @@ def parent_result(
     }
 
 
+_BEGIN_FAN_OUT = (
+    update(JOBS)
+    .where(_C.job_id == bindparam("b_job_id"), _C.attempts == bindparam("b_attempt"))
+    .where(_C.status == _RUNNING)
+    .values(
+        # Bind names must differ from column names in an UPDATE.
+        children_total=bindparam("b_total"),
+        result=bindparam("b_result", type_=JSONB),
+        heartbeat_at=bindparam("b_now"),
+    )
+    .returning(_C.job_id)
+)
+
+
 def begin_fan_out(session: Session, owner: Attempt, total: int) -> bool:
     """Record that the parent job `owner` holds has `total` children; False if the job is no
     longer this attempt's (then no child may be created)."""
-    started = session.execute(
-        update(Job)
-        .where(
-            Job.job_id == owner.job_id,
-            Job.attempts == owner.attempt,
-            Job.status == JobStatus.RUNNING.value,
+    started = (
+        session.connection()
+        .execute(
+            _BEGIN_FAN_OUT,
+            {
+                "b_job_id": owner.job_id,
+                "b_attempt": owner.attempt,
+                "b_total": total,
+                "b_result": parent_result(total, 0, 0, 0),
+                "b_now": utc_now(),
+            },
         )
-        .values(
-            children_total=total,
-            result=parent_result(total, 0, 0, 0),
-            heartbeat_at=utc_now(),
-        )
-        .returning(Job.job_id)
-        .execution_options(synchronize_session=False)
-    ).first()
+        .first()
+    )
     return started is not None
 
 
-def count_ended_children(session: Session, ended: Sequence[Job]) -> None:
+def count_ended_children(session: Session, ended: Sequence[JobRecord]) -> None:
     """Add children that just ended to their parents' counters; complete finished parents."""
     tallies: dict[uuid.UUID, Counter[str]] = {}
     for job in ended:
@@ -79,46 +95,62 @@ def count_ended_children(session: Session, ended: Sequence[Job]) -> None:
         )
 
 
+def _add(name: str) -> Any:
+    return bindparam(name, type_=Integer)
+
+
+_ENDED = _C.children_succeeded + _C.children_failed + _C.children_cancelled
+_ADDED = _add("succeeded") + _add("failed") + _add("cancelled")
+_ADD_TO_PARENT = (
+    update(JOBS)
+    .where(_C.job_id == bindparam("parent_id"), _C.children_total.is_not(None))
+    .values(
+        children_succeeded=_C.children_succeeded + _add("succeeded"),
+        children_failed=_C.children_failed + _add("failed"),
+        children_cancelled=_C.children_cancelled + _add("cancelled"),
+        progress=case(
+            (
+                and_(_C.status == _RUNNING, _C.children_total > 0),
+                func.greatest(_C.progress, (_ENDED + _ADDED) * 100 // _C.children_total),
+            ),
+            else_=_C.progress,
+        ),
+        heartbeat_at=case((_C.status == _RUNNING, bindparam("now")), else_=_C.heartbeat_at),
+        result=func.jsonb_build_object(
+            "accounts_total",
+            _C.children_total,
+            "succeeded",
+            _C.children_succeeded + _add("succeeded"),
+            "failed",
+            _C.children_failed + _add("failed"),
+            "cancelled",
+            _C.children_cancelled + _add("cancelled"),
+            "failures",
+            func.coalesce(_C.result["failures"], func.jsonb_build_array()),
+        ),
+    )
+    .returning(JOBS)
+)
+
+
 def add_to_parent(
     session: Session, parent_id: uuid.UUID, *, succeeded: int, failed: int, cancelled: int
 ) -> None:
-    ended = Job.children_succeeded + Job.children_failed + Job.children_cancelled
-    added = succeeded + failed + cancelled
-    running = Job.status == JobStatus.RUNNING.value
-    parent = session.scalars(
-        update(Job)
-        .where(Job.job_id == parent_id, Job.children_total.is_not(None))
-        .values(
-            children_succeeded=Job.children_succeeded + succeeded,
-            children_failed=Job.children_failed + failed,
-            children_cancelled=Job.children_cancelled + cancelled,
-            progress=case(
-                (
-                    and_(running, Job.children_total > 0),
-                    func.greatest(Job.progress, (ended + added) * 100 // Job.children_total),
-                ),
-                else_=Job.progress,
-            ),
-            heartbeat_at=case((running, utc_now()), else_=Job.heartbeat_at),
-            result=func.jsonb_build_object(
-                "accounts_total",
-                Job.children_total,
-                "succeeded",
-                Job.children_succeeded + succeeded,
-                "failed",
-                Job.children_failed + failed,
-                "cancelled",
-                Job.children_cancelled + cancelled,
-                "failures",
-                func.coalesce(Job.result["failures"], func.jsonb_build_array()),
-            ),
+    parent = (
+        session.connection()
+        .execute(
+            _ADD_TO_PARENT,
+            {
+                "parent_id": parent_id,
+                "succeeded": succeeded,
+                "failed": failed,
+                "cancelled": cancelled,
+                "now": utc_now(),
+            },
         )
-        .returning(Job)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if parent is None or parent.children_total is None:
-        return
-    if parent.status != JobStatus.RUNNING.value:
+        .first()
+    )
+    if parent is None or parent.children_total is None or parent.status != _RUNNING:
         return
     done = parent.children_succeeded + parent.children_failed + parent.children_cancelled
     if done >= parent.children_total:
@@ -127,14 +159,15 @@ def add_to_parent(
         publish_jobs(session, [parent], JobChange.PROGRESS)
 
 
-def complete_parent(session: Session, parent: Job) -> None:
+def complete_parent(session: Session, parent: JobRecord) -> None:
     """End a running parent whose children have all ended: `failed` only if none succeeded."""
+    connection = session.connection()
     failures = [
         {"account_key": key, "error": error}
-        for key, error in session.execute(
-            select(Job.account_key, Job.error_message)
-            .where(Job.parent_job_id == parent.job_id, Job.status == JobStatus.FAILED.value)
-            .order_by(Job.account_key)
+        for key, error in connection.execute(
+            select(_C.account_key, _C.error_message)
+            .where(_C.parent_job_id == parent.job_id, _C.status == JobStatus.FAILED.value)
+            .order_by(_C.account_key)
             .limit(MAX_LISTED_FAILURES)
         )
     ]
@@ -145,12 +178,12 @@ def complete_parent(session: Session, parent: Job) -> None:
         status, error = JobStatus.FAILED, f"all {failed} accounts failed"
     elif succeeded == 0 and cancelled > 0:
         status = JobStatus.CANCELLED
-    ended = session.scalars(
-        update(Job)
-        .where(Job.job_id == parent.job_id, Job.status == JobStatus.RUNNING.value)
+    ended = connection.execute(
+        update(JOBS)
+        .where(_C.job_id == parent.job_id, _C.status == _RUNNING)
         .values(
             status=status.value,
-            progress=100 if status is JobStatus.COMPLETED else Job.progress,
+            progress=100 if status is JobStatus.COMPLETED else _C.progress,
             completed_at=utc_now(),
             error_message=error,
             heartbeat_at=None,
@@ -158,8 +191,7 @@ def complete_parent(session: Session, parent: Job) -> None:
                 parent.children_total or 0, succeeded, failed, cancelled, failures
             ),
         )
-        .returning(Job)
-        .execution_options(synchronize_session=False)
+        .returning(JOBS)
     ).first()
     if ended is not None:
         publish_jobs(session, [ended], JobChange.STATUS)
@@ -174,7 +206,7 @@ def settle_stranded_parents(session: Session) -> list[uuid.UUID]:
         session.scalars(
             select(Job)
             .where(
-                Job.status == JobStatus.RUNNING.value,
+                Job.status == _RUNNING,
                 Job.children_total.is_not(None),
                 ~exists().where(
                     and_(

@@ -33,15 +33,13 @@ from gristmill.errors import (
 )
 from gristmill.jobs.lifecycle import (
     Ending,
-    Postponement,
     claim_jobs,
     dead_letter_jobs,
     finish_jobs,
-    postpone_jobs,
     report_progress,
-    retry_delay,
 )
-from gristmill.jobs.models import Job
+from gristmill.jobs.models import Job, JobRecord
+from gristmill.jobs.retries import Postponement, postpone_jobs, retry_delay
 from gristmill.jobs.types import Attempt, JobStatus
 from gristmill.jobs.watch import job_watch
 from gristmill.settings import Settings
@@ -106,7 +104,7 @@ class ClaimedJob:
     parent_job_id: uuid.UUID | None
 
     @classmethod
-    def of(cls, job: Job) -> ClaimedJob:
+    def of(cls, job: JobRecord) -> ClaimedJob:
         return cls(
             job.job_id,
             job.job_type,

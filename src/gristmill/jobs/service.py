@@ -14,7 +14,7 @@ from gristmill.clock import utc_now
 from gristmill.errors import ConflictError, NotFoundError
 from gristmill.jobs.cursor import newest_first_page
 from gristmill.jobs.lifecycle import cancel_job_tree
-from gristmill.jobs.models import DeadLetter, Job
+from gristmill.jobs.models import DeadLetter, Job, JobRecord
 from gristmill.jobs.starts import StartedJob, create_job
 from gristmill.jobs.types import (
     FINISHED_STATUSES,
@@ -54,7 +54,7 @@ def list_jobs(
     return newest_first_page(session, query, Job.created_at, Job.job_id, limit=limit, cursor=cursor)
 
 
-def cancel_job(session: Session, job_id: uuid.UUID) -> Job:
+def cancel_job(session: Session, job_id: uuid.UUID) -> JobRecord:
     """A pending job is cancelled at once; a running one stops within about a second."""
     job = cancel_job_tree(session, job_id)
     if job is None:

@@ -19,8 +19,10 @@ from sqlalchemy.orm import Session
 
 from gristmill.accounts.models import Account
 from gristmill.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
+from gristmill.jobs import idempotency
 from gristmill.jobs.lifecycle import insert_jobs, job_row
-from gristmill.jobs.models import ACTIVE_DEDUPE_PREDICATE, Job
+from gristmill.jobs.models import ACTIVE_DEDUPE_PREDICATE, Job, JobRecord
+from gristmill.jobs.schemas import JobRead
 from gristmill.jobs.types import JobType
 from gristmill.scrapers import PLATFORMS
 
@@ -37,6 +39,8 @@ class StartRequest:
     needs_active: bool = False
     force: bool = False
     retry_of_job_id: uuid.UUID | None = None
+    # (principal, key) of the request's Idempotency-Key: its answer is recorded with the job.
+    idempotency_key: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,16 @@ class StartedJob:
     """A start's answer: the job, and whether this start created it (False: an identical job
     was already pending or running and is returned instead)."""
 
-    job: Job
+    job: JobRecord
     created: bool
+
+    @property
+    def status_code(self) -> int:
+        """202 Accepted for a new job, 200 for the identical job already under way."""
+        return 202 if self.created else 200
+
+    def body(self) -> dict[str, Any]:
+        return JobRead.model_validate(self.job).model_dump(mode="json")
 
 
 def scrape_account(account_key: str, *, force: bool = False) -> StartRequest:
@@ -117,12 +129,17 @@ def start_jobs(
                 outcomes[index] = StartedJob(duplicates[row["dedupe_key"]], created=False)
             else:
                 row["job_id"] = uuid.uuid4()
-    return [
+    answers = [
         outcome
         if outcome is not None
         else ConflictError("an identical job keeps starting and ending; retry the request")
         for outcome in outcomes
     ]
+    for request, answer in zip(requests, answers, strict=True):
+        if request.idempotency_key is not None and isinstance(answer, StartedJob):
+            principal, key = request.idempotency_key
+            idempotency.record(session, principal, key, answer.status_code, answer.body())
+    return answers
 
 
 def create_job(
@@ -171,7 +188,7 @@ def _refusal(request: StartRequest, accounts: dict[str, bool]) -> DomainError | 
     return None
 
 
-def _active_duplicates(session: Session, keys: list[str | None]) -> dict[str, Job]:
+def _active_duplicates(session: Session, keys: list[str | None]) -> dict[str, JobRecord]:
     wanted = [key for key in keys if key is not None]
     if not wanted:
         return {}

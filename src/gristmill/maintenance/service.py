@@ -11,13 +11,17 @@ from sqlalchemy import delete, select, text
 from gristmill.celery_app import celery_app
 from gristmill.clock import utc_now
 from gristmill.errors import DependencyUnavailableError
+from gristmill.jobs import idempotency
 from gristmill.jobs.models import FINISHED_TOP_LEVEL_PREDICATE, Job
 from gristmill.jobs.runtime import JobContext
 
 
 def cleanup_old_jobs(ctx: JobContext) -> dict[str, Any]:
     """Delete finished top-level jobs (and with them their children) older than the retention,
-    one batch per transaction so a long cleanup never holds a big lock."""
+    one batch per transaction so a long cleanup never holds a big lock; and idempotency keys
+    past their 24 hours."""
+    with ctx.database.transaction() as session:
+        expired_keys = idempotency.delete_expired(session)
     cutoff = utc_now() - timedelta(days=ctx.settings.job_retention_days)
     deleted = 0
     while True:
@@ -41,7 +45,7 @@ def cleanup_old_jobs(ctx: JobContext) -> dict[str, Any]:
         if len(removed) < ctx.settings.cleanup_batch_size:
             break
         ctx.checkpoint(50, {"deleted": deleted, "cutoff": cutoff.isoformat()})
-    return {"deleted": deleted, "cutoff": cutoff.isoformat()}
+    return {"deleted": deleted, "cutoff": cutoff.isoformat(), "idempotency_keys": expired_keys}
 
 
 def check_dependencies(ctx: JobContext) -> dict[str, Any]:

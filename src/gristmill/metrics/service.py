@@ -27,6 +27,18 @@ class SnapshotWrite:
     profile: ProfileSnapshot
 
 
+_SNAPSHOT_INSERT = insert(MetricSnapshot)
+_SAVE_SNAPSHOT = _SNAPSHOT_INSERT.on_conflict_do_update(
+    index_elements=[MetricSnapshot.account_id, MetricSnapshot.date],
+    set_={
+        "followers": _SNAPSHOT_INSERT.excluded.followers,
+        "following": _SNAPSHOT_INSERT.excluded.following,
+        "posts": _SNAPSHOT_INSERT.excluded.posts,
+        "captured_at": _SNAPSHOT_INSERT.excluded.captured_at,
+    },
+)
+
+
 def save_snapshots(session: Session, snapshots: Sequence[SnapshotWrite]) -> None:
     """Store each account's profile numbers for the UTC date of its capture (last one wins)."""
     if not snapshots:
@@ -42,19 +54,7 @@ def save_snapshots(session: Session, snapshots: Sequence[SnapshotWrite]) -> None
         }
         for item in snapshots
     ]
-    statement = insert(MetricSnapshot)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[MetricSnapshot.account_id, MetricSnapshot.date],
-            set_={
-                "followers": statement.excluded.followers,
-                "following": statement.excluded.following,
-                "posts": statement.excluded.posts,
-                "captured_at": statement.excluded.captured_at,
-            },
-        ),
-        rows,
-    )
+    session.connection().execute(_SAVE_SNAPSHOT, rows)
 
 
 def save_daily_activity(

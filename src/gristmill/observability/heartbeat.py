@@ -9,7 +9,6 @@ worker look dead.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,6 @@ WORKER_KEY_PREFIX = "gristmill:workers:"
 RECORD_TTL_SECONDS = 600
 # A worker is up while its last heartbeat is younger than this many heartbeat intervals.
 MISSED_HEARTBEATS = 3
-DEFAULT_HEARTBEAT_FILE = "/tmp/gristmill-worker.heartbeat"
 
 
 @dataclass(frozen=True)
@@ -126,10 +124,6 @@ def read_worker_records(client: redis.Redis, *, now: float) -> list[WorkerRecord
         # A worker that re-registers right now is re-added by its next heartbeat (~2 s).
         client.srem(WORKER_INDEX_KEY, *expired)
     return records
-
-
-def heartbeat_file() -> Path:
-    return Path(os.environ.get("WORKER_HEARTBEAT_FILE") or DEFAULT_HEARTBEAT_FILE)
 
 
 def touch_heartbeat_file(path: Path) -> None:

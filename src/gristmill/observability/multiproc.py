@@ -49,17 +49,26 @@ _merge: Callable[..., Iterable[Metric]] = MultiProcessCollector.merge
 _mark_process_dead: Callable[[int, str], None] = mark_process_dead
 _get_value_class: Callable[[], Any] = values.get_value_class
 
+# (pid, configured setting) -> (directory, created here): what this process already prepared.
+_prepared: dict[tuple[int, Path | None], tuple[Path, bool]] = {}
 
-def prepare_multiprocess_dir() -> tuple[Path, bool]:
+
+def prepare_multiprocess_dir(configured: Path | None) -> tuple[Path, bool]:
     """Choose, create and empty the multiprocess directory; switch prometheus_client to it.
 
-    Call in the worker main process before the pool forks. Uses $PROMETHEUS_MULTIPROC_DIR when
-    set (it must then belong to this worker alone: its files are deleted here), else a fresh
-    directory under /tmp. Returns the directory and whether it was created here.
+    Call in the worker main process before the pool forks, with the PROMETHEUS_MULTIPROC_DIR
+    setting, and before the modules that create metrics are imported: prometheus_client picks
+    file-backed values when a metric is created, and fails if the directory does not exist. A
+    configured directory must belong to this worker alone: its files are deleted here. None: a
+    fresh directory under the temp dir. Returns the directory and whether it was created here.
+    Calling it again in the same process returns the same directory and deletes nothing (the
+    metrics created in between already write there).
     """
-    configured = os.environ.get(MULTIPROC_ENV)
-    if configured:
-        path, created = Path(configured), False
+    key = (os.getpid(), configured)
+    if key in _prepared:
+        return _prepared[key]
+    if configured is not None:
+        path, created = configured, False
         path.mkdir(parents=True, exist_ok=True)
         # Files left by a previous run of this worker would be added to the new totals.
         for stale in path.glob("*.db"):
@@ -68,12 +77,16 @@ def prepare_multiprocess_dir() -> tuple[Path, bool]:
         _remove_orphaned_dirs()
         prefix = f"{_DEFAULT_DIR_PREFIX}{os.getpid()}-"
         path, created = Path(tempfile.mkdtemp(prefix=prefix)), True
-        os.environ[MULTIPROC_ENV] = str(path)
+    # prometheus_client takes the directory from this environment variable only, in every
+    # process: the pool children forked after this inherit it and write their metric files
+    # there. So the setting is handed to the library here, once, at start-up.
+    os.environ[MULTIPROC_ENV] = str(path)
     # prometheus_client picks its value class once, when `prometheus_client.values` is first
     # imported; that import may have happened before this directory existed, so pick again.
     # Metric objects look the class up whenever a labelled child is created, which happens
     # only when a task runs.
     values.ValueClass = _get_value_class()
+    _prepared[key] = (path, created)
     return path, created
 
 
@@ -87,6 +100,9 @@ def _remove_orphaned_dirs() -> None:
 
 
 def remove_multiprocess_dir(path: Path, created: bool) -> None:
+    """At worker shutdown: remove the directory if it was created here; forget it either way."""
+    for key in [key for key, (prepared, _) in _prepared.items() if prepared == path]:
+        del _prepared[key]
     if created:
         shutil.rmtree(path, ignore_errors=True)
 

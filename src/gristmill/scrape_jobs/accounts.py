@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gristmill.accounts.models import Account
@@ -24,8 +24,13 @@ class LoadedAccount:
     ref: AccountRef
 
 
+_ACCOUNTS = select(
+    Account.id, Account.key, Account.platform, Account.handle, Account.base_url
+).where(Account.key.in_(bindparam("keys", expanding=True)))
+
+
 def load_accounts(session: Session, keys: Sequence[str]) -> dict[str, LoadedAccount]:
-    rows = session.scalars(select(Account).where(Account.key.in_(keys)))
+    rows = session.connection().execute(_ACCOUNTS, {"keys": list(keys)})
     return {
         row.key: LoadedAccount(row.id, row.key, AccountRef(row.platform, row.handle, row.base_url))
         for row in rows

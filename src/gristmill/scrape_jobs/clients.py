@@ -30,7 +30,7 @@ def http_clients(settings: Settings) -> list[httpx.AsyncClient]:
     clients = _pools.get(loop)
     if clients is None:
         count = max(1, math.ceil(settings.scraper_concurrency / REQUESTS_PER_CLIENT))
-        clients = [make_http_client(settings.scraper_timeout_seconds) for _ in range(count)]
+        clients = [make_http_client(settings) for _ in range(count)]
         _pools[loop] = clients
     return clients
 

@@ -8,24 +8,24 @@ from gristmill.scrapers.base import (
     AccountRef,
     DailyActivity,
     PermanentScrapeError,
+    PlatformDeferredError,
     PlatformScraper,
     Post,
     ProfileSnapshot,
     ScrapeError,
     TransientScrapeError,
-    make_http_client,
 )
 from gristmill.scrapers.bluesky import BlueskyScraper
+from gristmill.scrapers.client import make_http_client
 from gristmill.scrapers.mastodon import MastodonScraper
+from gristmill.scrapers.ratelimit import parse_retry_after
 from gristmill.scrapers.registry import get_scraper, get_scraper_class
 from gristmill.scrapers.ssrf import (
     UnresolvableHostError,
     UnsafeBaseURLError,
-    check_resolved_host,
-    check_resolved_host_async,
+    check_request_url,
     validate_base_url,
 )
-from gristmill.scrapers.transport import parse_retry_after
 
 __all__ = [
     "PLATFORMS",
@@ -36,6 +36,7 @@ __all__ = [
     "DailyActivity",
     "MastodonScraper",
     "PermanentScrapeError",
+    "PlatformDeferredError",
     "PlatformScraper",
     "Post",
     "ProfileSnapshot",
@@ -44,8 +45,7 @@ __all__ = [
     "UnresolvableHostError",
     "UnsafeBaseURLError",
     "aggregate_daily",
-    "check_resolved_host",
-    "check_resolved_host_async",
+    "check_request_url",
     "get_scraper",
     "get_scraper_class",
     "make_http_client",

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import abc
-import functools
-import ssl
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import ClassVar
 
-import certifi
 import httpx
 
-from gristmill.errors import PermanentJobError, TransientJobError
+from gristmill.errors import JobDeferredError, PermanentJobError, TransientJobError
 
 USER_AGENT = "Gristmill/0.1 (+https://github.com/gristmill/gristmill)"
 
@@ -70,6 +67,12 @@ class PermanentScrapeError(ScrapeError, PermanentJobError):
     """Retrying will not help: the request or the response is wrong."""
 
 
+class PlatformDeferredError(ScrapeError, JobDeferredError):
+    """The platform host must not be called now (its circuit breaker is open, it asked every
+    client to pause, or its shared rate limit has a backlog): the job waits `delay_seconds`
+    without spending a retry."""
+
+
 class AccountNotFoundError(PermanentScrapeError):
     """The platform says the account does not exist."""
 
@@ -113,32 +116,3 @@ class PlatformScraper(abc.ABC):
         """`account.base_url` if set, else the platform default; no trailing slash."""
         root = account.base_url or self.default_base_url(account.handle)
         return root.rstrip("/")
-
-
-def make_http_client(timeout_seconds: float) -> httpx.AsyncClient:
-    """An AsyncClient suitable for scraping many accounts concurrently.
-
-    Redirects are not followed because a redirect could lead to an address that was
-    never checked against the SSRF rules.
-    """
-    if timeout_seconds <= 0:
-        raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
-    return httpx.AsyncClient(
-        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        # Connecting should be quick; a slow connect usually means a dead host, so it
-        # gets at most the overall budget but never more than 10 s.
-        timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0)),
-        # ~100+ concurrent requests spread over many instances, with some reuse for the
-        # hosts we page through repeatedly (bsky.app, big Mastodon instances).
-        limits=httpx.Limits(
-            max_connections=256, max_keepalive_connections=64, keepalive_expiry=30.0
-        ),
-        follow_redirects=False,
-        verify=_ssl_context(),
-    )
-
-
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    # Loading the CA bundle costs ~40 ms; clients are made per batch, the context once.
-    return ssl.create_default_context(cafile=certifi.where())

@@ -82,6 +82,7 @@ class BlueskyScraper(PlatformScraper):
             f"{self.api_root(account)}/xrpc/app.bsky.actor.getProfile",
             params={"actor": account.handle},
             subject=subject,
+            platform=self.platform,
             is_not_found=_is_not_found,
             allow_private_networks=self._allow_private_networks,
         )
@@ -125,6 +126,7 @@ class BlueskyScraper(PlatformScraper):
                 url,
                 params=params,
                 subject=subject,
+                platform=self.platform,
                 is_not_found=_is_not_found,
                 allow_private_networks=self._allow_private_networks,
             )

@@ -87,6 +87,7 @@ class MastodonScraper(PlatformScraper):
             f"{self.api_root(account)}/api/v1/accounts/lookup",
             params={"acct": user},
             subject=subject,
+            platform=self.platform,
             is_not_found=_is_not_found,
             allow_private_networks=self._allow_private_networks,
         )
@@ -119,6 +120,7 @@ class MastodonScraper(PlatformScraper):
                 url,
                 params=params,
                 subject=subject,
+                platform=self.platform,
                 is_not_found=_is_not_found,
                 allow_private_networks=self._allow_private_networks,
             )
@@ -127,7 +129,7 @@ class MastodonScraper(PlatformScraper):
             yield [post for post in posts if post.created_at >= since]
             if not statuses or (oldest is not None and oldest < since):
                 return
-            url = self._next_url(response, root, subject)
+            url = self._next_url(response, subject)
             # The next link already carries limit and max_id.
             params = None
             if url is not None:
@@ -161,16 +163,17 @@ class MastodonScraper(PlatformScraper):
             )
         return posts, oldest
 
-    def _next_url(self, response: httpx.Response, root: str, subject: str) -> str | None:
+    def _next_url(self, response: httpx.Response, subject: str) -> str | None:
         link = response.links.get("next")
         if link is None or not link.get("url"):
             return None
         # Relative links are legal in a Link header; resolve them against the request
         # URL.
         got = response.url.join(link["url"])
-        # A hostile server could aim the next link anywhere; only follow it on the same
-        # origin as the API root (the SSRF check still runs before the request as well).
-        wanted = httpx.URL(root)
+        # A hostile server could aim the next link anywhere; only follow it on the origin
+        # that answered (the API root, or where a checked redirect led; every connection is
+        # SSRF-checked as well).
+        wanted = response.url
         if (got.scheme, got.host, got.port) != (
             wanted.scheme,
             wanted.host,

@@ -1,27 +1,27 @@
 """Keep scrapers from being pointed at internal services (SSRF).
 
-An account's `base_url` comes from a user, so before it is stored and again before every
-request we check where it leads. The second check catches DNS records changed after
-registration; resolutions are cached briefly so hot paths pay nothing.
-
-Known gap: httpx resolves the host again when it connects, so a record with a tiny TTL that
-answers differently to the check and to the connection (fast DNS rebinding) is not caught.
-Closing it needs a transport that connects to the address that was checked.
+An account's `base_url` comes from a user, so it is checked when it is stored, and every
+connection a scraper opens is checked again where it is made: the pinned network backend
+(`scrapers.pinning`) resolves the host, refuses it unless every address is allowed, and
+connects to one of exactly those addresses, while TLS still verifies the certificate for the
+host name. A DNS answer that changes between a check and the connection (rebinding) can
+therefore not lead anywhere that was not checked. Redirects are followed only through the
+same checks (see `scrapers.transport`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import socket
-import threading
-import time
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-RESOLUTION_CACHE_SECONDS = 60.0
+from gristmill.scrapers.resolver import (
+    IPAddress,
+    ResolutionError,
+    clear_resolution_caches,
+    get_resolver,
+    literal_address,
+)
 
 # Cloud instance-metadata endpoints hand out credentials; they are refused even when
 # private networks are allowed, because no platform API ever lives there.
@@ -44,10 +44,6 @@ class _Target:
     host: str
     port: int | None
     normalised: str
-
-
-_cache_lock = threading.Lock()
-_cache: dict[str, tuple[float, tuple[IPAddress, ...]]] = {}
 
 
 def _parse(url: str, *, allow_private_networks: bool, base: bool = True) -> _Target:
@@ -77,13 +73,6 @@ def _parse(url: str, *, allow_private_networks: bool, base: bool = True) -> _Tar
     return _Target(scheme=scheme, host=host, port=port, normalised=normalised)
 
 
-def _literal(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
-
-
 def _blocked_reason(address: IPAddress, *, allow_private_networks: bool) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         # ::ffff:127.0.0.1 reaches 127.0.0.1, so judge the embedded IPv4 address.
@@ -110,103 +99,61 @@ def _blocked_reason(address: IPAddress, *, allow_private_networks: bool) -> str 
 
 
 def _check_addresses(
-    target: _Target, addresses: tuple[IPAddress, ...], *, allow_private_networks: bool
+    host: str, addresses: tuple[IPAddress, ...], *, allow_private_networks: bool
 ) -> None:
     for address in addresses:
         reason = _blocked_reason(address, allow_private_networks=allow_private_networks)
         if reason is not None:
-            shown = "" if str(address) == target.host else f" (resolves to {address})"
-            raise UnsafeBaseURLError(f"host {target.host}{shown} is {reason}")
+            shown = "" if str(address) == host.strip("[]") else f" (resolves to {address})"
+            raise UnsafeBaseURLError(f"host {host}{shown} is {reason}")
 
 
-def _cached(host: str) -> tuple[IPAddress, ...] | None:
-    with _cache_lock:
-        entry = _cache.get(host)
-    if entry is None or entry[0] < time.monotonic():
-        return None
-    return entry[1]
+def _unresolvable(host: str, exc: ResolutionError) -> UnresolvableHostError:
+    return UnresolvableHostError(f"host {host} does not resolve: {exc}")
 
 
-def _store(host: str, infos: list[tuple[object, ...]]) -> tuple[IPAddress, ...]:
-    addresses: list[IPAddress] = []
-    for info in infos:
-        sockaddr = info[4]
-        if isinstance(sockaddr, tuple) and sockaddr and isinstance(sockaddr[0], str):
-            # Drop an IPv6 zone ("fe80::1%eth0") before parsing.
-            address = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
-            if address not in addresses:
-                addresses.append(address)
-    result = tuple(addresses)
-    with _cache_lock:
-        _cache[host] = (time.monotonic() + RESOLUTION_CACHE_SECONDS, result)
-    return result
-
-
-def _unresolvable(target: _Target, exc: OSError) -> UnresolvableHostError:
-    return UnresolvableHostError(f"host {target.host} does not resolve: {exc}")
-
-
-def _resolve(target: _Target) -> tuple[IPAddress, ...]:
-    literal = _literal(target.host)
-    if literal is not None:
-        return (literal,)
-    cached = _cached(target.host)
-    if cached is not None:
-        return cached
-    try:
-        infos = socket.getaddrinfo(target.host, target.port or 443, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise _unresolvable(target, exc) from exc
-    return _store(target.host, list(infos))
-
-
-async def _resolve_async(target: _Target) -> tuple[IPAddress, ...]:
-    literal = _literal(target.host)
-    if literal is not None:
-        return (literal,)
-    cached = _cached(target.host)
-    if cached is not None:
-        return cached
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(target.host, target.port or 443, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise _unresolvable(target, exc) from exc
-    return _store(target.host, list(infos))
-
-
-def validate_base_url(url: str, *, allow_private_networks: bool) -> str:
+def validate_base_url(
+    url: str, *, allow_private_networks: bool, nameserver: str | None = None
+) -> str:
     """Return `url` normalised (lower-case scheme and host, no trailing slash) if safe.
 
     Unless `allow_private_networks`, the scheme must be https and every address the host
-    resolves to must be a public internet address. Userinfo, non-http(s) schemes and
-    cloud metadata addresses are always refused. Raises UnsafeBaseURLError saying what
-    is wrong.
+    resolves to (through `nameserver`, or the system resolver) must be a public internet
+    address. Userinfo, non-http(s) schemes and cloud metadata addresses are always refused.
+    Raises UnsafeBaseURLError saying what is wrong.
     """
     target = _parse(url, allow_private_networks=allow_private_networks)
-    addresses = _resolve(target)
-    _check_addresses(target, addresses, allow_private_networks=allow_private_networks)
+    try:
+        addresses = get_resolver(nameserver).resolve(target.host, target.port or 443)
+    except ResolutionError as exc:
+        raise _unresolvable(target.host, exc) from exc
+    _check_addresses(target.host, addresses, allow_private_networks=allow_private_networks)
     return target.normalised
 
 
-def check_resolved_host(url: str, allow_private_networks: bool) -> None:
-    """Re-check a request URL (query allowed) just before sending it; same rules.
-
-    Raises UnresolvableHostError when DNS has no answer, UnsafeBaseURLError when unsafe.
-    """
+def check_request_url(url: str, *, allow_private_networks: bool) -> None:
+    """The checks a request URL (query allowed) gets before it is sent, without DNS: scheme,
+    userinfo, and a literal address. The host's addresses are checked where the connection
+    is made. Raises UnsafeBaseURLError."""
     target = _parse(url, allow_private_networks=allow_private_networks, base=False)
-    addresses = _resolve(target)
-    _check_addresses(target, addresses, allow_private_networks=allow_private_networks)
+    literal = literal_address(target.host)
+    if literal is not None:
+        _check_addresses(target.host, (literal,), allow_private_networks=allow_private_networks)
 
 
-async def check_resolved_host_async(url: str, allow_private_networks: bool) -> None:
-    """`check_resolved_host` without blocking the event loop on a DNS lookup."""
-    target = _parse(url, allow_private_networks=allow_private_networks, base=False)
-    addresses = await _resolve_async(target)
-    _check_addresses(target, addresses, allow_private_networks=allow_private_networks)
+async def checked_addresses(
+    host: str, port: int, *, allow_private_networks: bool, nameserver: str | None = None
+) -> tuple[IPAddress, ...]:
+    """Every address of `host`, if all of them may be connected to; the connection must use
+    one of these. Raises UnresolvableHostError (no answer) or UnsafeBaseURLError."""
+    try:
+        addresses = await get_resolver(nameserver).resolve_async(host, port)
+    except ResolutionError as exc:
+        raise _unresolvable(host, exc) from exc
+    _check_addresses(host, addresses, allow_private_networks=allow_private_networks)
+    return addresses
 
 
 def clear_resolution_cache() -> None:
     """Forget cached DNS answers (tests, or after a known DNS change)."""
-    with _cache_lock:
-        _cache.clear()
+    clear_resolution_caches()
