@@ -7,7 +7,6 @@ import time
 import typer
 from rich.console import Console
 
-from gristmill.migrations import runner
 from gristmill.settings import get_settings
 
 console = Console(stderr=True)
@@ -25,12 +24,16 @@ def _database_url() -> str:
 
 def create_db() -> None:
     """Create the database named in DATABASE_URL if it does not exist."""
+    from gristmill.migrations import runner  # alembic: only for the commands that need it
+
     created = runner.create_database(_database_url())
     console.print("database created" if created else "database already exists")
 
 
 def migrate() -> None:
     """Apply every pending migration (alembic upgrade head). Safe to run again."""
+    from gristmill.migrations import runner
+
     runner.upgrade(_database_url())
     console.print("database schema is up to date")
 
@@ -39,6 +42,8 @@ def wait_for_db(
     timeout: float = typer.Option(300, help="Give up after this many seconds."),
 ) -> None:
     """Wait until the database answers and its schema is at the latest migration."""
+    from gristmill.migrations import runner
+
     deadline = time.monotonic() + timeout
     last_error = ""
     while time.monotonic() < deadline:

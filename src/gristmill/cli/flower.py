@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from gristmill.celery_app import celery_app, configure_celery
 from gristmill.cli.client import CliError
-from gristmill.logging import configure_logging
 from gristmill.settings import get_settings
 
 
@@ -27,6 +25,10 @@ def flower() -> None:
             "FLOWER_BASIC_AUTH is not set: Flower shows every task's arguments, so it only runs "
             "behind basic auth; set FLOWER_BASIC_AUTH=user:password"
         )
+    # Imported here: the other commands start faster without Celery.
+    from gristmill.celery_app import celery_app, configure_celery
+    from gristmill.logging import configure_logging
+
     configure_logging(settings)
     configure_celery(settings)
     celery_app.start(
