@@ -7,7 +7,7 @@ PYTHON ?= python3
 export PORT ?= 8000
 DEV_ENV := .env
 
-.PHONY: install run test test-fast fuzz lint audit format migrate createdb helm k8s bench clean images images-test
+.PHONY: flower-auth install run test test-fast fuzz lint audit format migrate createdb helm k8s bench clean images images-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,16 +22,23 @@ $(DEV_ENV):
 	@echo "API_TOKENS=dev-$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))')" > $@
 	@echo "LOG_JSON=false" >> $@
 
+# Flower's login, added to an .env made before Flower was part of `make run`.
+flower-auth: $(DEV_ENV)
+	@grep -q '^FLOWER_BASIC_AUTH=' $(DEV_ENV) || echo "FLOWER_BASIC_AUTH=admin:$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(12))')" >> $(DEV_ENV)
+
 createdb: install $(DEV_ENV)
 	$(BIN)/gristmill create-db
 
 migrate: install $(DEV_ENV) ## apply database migrations (alembic upgrade head)
 	$(BIN)/gristmill migrate
 
-run: install $(DEV_ENV) createdb migrate ## the whole stack: api, worker pools, scheduler
+run: install $(DEV_ENV) flower-auth createdb migrate ## the whole stack: api, workers, scheduler, flower
 	@set -a; source $(DEV_ENV); set +a; \
 	echo "Gristmill api: http://127.0.0.1:$(PORT)  (docs: http://127.0.0.1:$(PORT)/docs)"; \
+	echo "Dashboard:     http://127.0.0.1:$(PORT)/  (sign in with the dev token)"; \
+	echo "Flower:        http://127.0.0.1:$${FLOWER_PORT:-5555}  (login $${FLOWER_BASIC_AUTH})"; \
 	echo "Dev token:     $${API_TOKENS%%,*}"; \
+	echo "CLI:           GRISTMILL_URL=http://127.0.0.1:$(PORT) GRISTMILL_TOKEN=<dev token> gristmill queues"; \
 	echo "Try:           curl -H \"Authorization: Bearer $${API_TOKENS%%,*}\" http://127.0.0.1:$(PORT)/api/jobs"; \
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port $(PORT) -f Procfile
 

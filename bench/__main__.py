@@ -7,6 +7,8 @@
    with the same pool settings (bench/plain_celery.py).
 3. Start latency on idle workers: POST to `running` against plain Celery's enqueue-to-start.
 4. scrape-all at 100 ms platform latency; listing and cleanup at 1M job rows.
+5. The console's push updates: 100 WebSocket clients on one api process while 50 jobs/s change
+   state (bench/streams.py): delivery latency p50/p99.
 
 Figures print as they come; a summary table with ratios ends the run, and the chart of ratios
 is written to docs/benchmarks.png.
@@ -23,6 +25,7 @@ from bench.environment import bench_env
 from bench.load import require_wrk
 from bench.report import Figure, chart, machine, table
 from bench.start_endpoint import CONNECTIONS, bench_start_endpoint
+from bench.streams import bench_streams
 from bench.workers import (
     bench_gristmill_drain,
     bench_gristmill_start_latency,
@@ -32,7 +35,7 @@ from bench.workers import (
 )
 
 CHART = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.png"
-SECTIONS = ("start", "drain", "latency", "scrape_all", "listing", "cleanup")
+SECTIONS = ("start", "drain", "latency", "scrape_all", "listing", "cleanup", "streams")
 
 
 def main() -> None:
@@ -167,6 +170,26 @@ def main() -> None:
                     None,
                     "<= 60 s, txn <= 1 s",
                     cleanup.seconds <= 60 and cleanup.longest_transaction_seconds <= 1,
+                )
+            )
+        if "streams" in sections:
+            env.reset()
+            env.stack.start("api")
+            env.stack.wait_for_api()
+            try:
+                streams = bench_streams(env.stack.api_url, env.env)
+            finally:
+                env.stack.kill("api")
+            figures.append(
+                Figure(
+                    f"streams: {streams.clients} WebSocket clients, "
+                    f"{streams.jobs_per_second:g} jobs/s",
+                    f"p50 {streams.p50:.0f} ms, p99 {streams.p99:.0f} ms, "
+                    f"{streams.deliveries}/{streams.expected} delivered",
+                    "-",
+                    None,
+                    "within 1 s, all delivered",
+                    streams.p99 <= 1000 and streams.deliveries == streams.expected,
                 )
             )
     print()

@@ -26,6 +26,14 @@ from tests.support.services import (
 )
 from tests.support.stack import Stack, free_port
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the session's running stack go last (otherwise in their usual order): once it
+    runs, its outbox relay, scheduler and workers act on the shared database, and the tests
+    that drive the core directly must not find their jobs sent or settled behind their back."""
+    items.sort(key=lambda item: "stack" in getattr(item, "fixturenames", ()))
+
+
 WRITE_TOKEN = "test-write-token-0123456789"
 READ_TOKEN = "test-read-token-0123456789"
 

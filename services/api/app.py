@@ -17,8 +17,19 @@ from gristmill.logging import configure_logging
 from gristmill.observability.publish import install_publish_metrics
 from gristmill.settings import Settings, get_settings
 from services.api.body_limit import BodySizeLimitMiddleware
+from services.api.console import build_console
 from services.api.errors import install_error_handlers
-from services.api.routes import accounts, health, jobs, metrics, platforms
+from services.api.routes import (
+    accounts,
+    console,
+    health,
+    jobs,
+    metrics,
+    platforms,
+    session,
+    streams,
+)
+from services.api.routes.dashboard import install_dashboard
 
 
 class MissingTokenError(RuntimeError):
@@ -43,10 +54,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         init_event_publisher(settings.redis_url.get_secret_value())
         start_dispatcher(settings, lambda: database, relay=True)
         app.state.job_intake = JobIntake(lambda: database)
-        yield
-        app.state.job_intake.stop()
-        stop_dispatcher()
-        database.dispose()
+        state = build_console(settings)
+        app.state.console = state
+        await state.hub.start()
+        try:
+            yield
+        finally:
+            await state.hub.stop()
+            state.close()
+            app.state.job_intake.stop()
+            stop_dispatcher()
+            database.dispose()
 
     app = FastAPI(
         title="Gristmill",
@@ -62,4 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(accounts.router)
     app.include_router(platforms.router)
+    app.include_router(console.router)
+    app.include_router(streams.router)
+    app.include_router(session.router)
+    install_dashboard(app)
     return app

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from gristmill.db import get_database
 from gristmill.jobs.intake import JobIntake
 from gristmill.settings import Settings
-from services.api.errors import ForbiddenError, UnauthorizedError
+from services.api.auth import Caller, authenticate
+from services.api.errors import ForbiddenError
 
 bearer = HTTPBearer(auto_error=False, description="A token from API_TOKENS or API_READ_TOKENS")
 
@@ -47,26 +48,28 @@ IntakeDep = Annotated[JobIntake, Depends(get_job_intake)]
 
 # Auth dependencies are `async def` on purpose: they do no I/O, and a plain `def` would cost a
 # thread-pool hop per dependency per request.
-async def _token_scope(
+async def get_caller(
+    request: Request,
     settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> str:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise UnauthorizedError("missing bearer token: send 'Authorization: Bearer <token>'")
-    scope = settings.token_scope(credentials.credentials)
-    if scope is None:
-        raise UnauthorizedError("invalid bearer token")
-    return scope
+    # Declared only so OpenAPI documents the bearer scheme; `authenticate` reads the header.
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    caller = authenticate(settings, request.method, request.headers, request.cookies)
+    request.state.caller = caller
+    return caller
 
 
-async def require_read(scope: Annotated[str, Depends(_token_scope)]) -> str:
-    return scope
+CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-async def require_write(scope: Annotated[str, Depends(_token_scope)]) -> str:
-    if scope != "write":
+async def require_read(caller: CallerDep) -> Caller:
+    return caller
+
+
+async def require_write(caller: CallerDep) -> Caller:
+    if caller.scope != "write":
         raise ForbiddenError("this token is read-only; writing needs a token from API_TOKENS")
-    return scope
+    return caller
 
 
 ReadAuth = Depends(require_read)

@@ -19,7 +19,6 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
 
 from gristmill.db import get_database
@@ -28,7 +27,7 @@ from gristmill.jobs import idempotency
 from gristmill.jobs.idempotency import KeyClaim, Replay
 from gristmill.jobs.intake import JobIntake
 from gristmill.jobs.starts import StartedJob, StartRequest
-from services.api.deps import bearer
+from services.api.deps import CallerDep
 from services.api.errors import error_response_for
 
 HEADER = "Idempotency-Key"
@@ -38,7 +37,7 @@ _KEY = re.compile(r'^"?([\x21\x23-\x7e]{1,255})"?$')
 
 async def _claim_of(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    caller: CallerDep,
     key: Annotated[
         str | None,
         Header(
@@ -55,9 +54,8 @@ async def _claim_of(
         raise InvalidInputError(
             f"{HEADER} must be 1 to 255 visible ASCII characters, optionally in double quotes"
         )
-    token = credentials.credentials if credentials is not None else ""
     return KeyClaim(
-        principal=hashlib.sha256(token.encode()).hexdigest(),
+        principal=caller.principal,
         key=found.group(1),
         fingerprint=await _fingerprint(request),
     )

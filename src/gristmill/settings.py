@@ -139,6 +139,23 @@ class Settings(BaseSettings):
     beat_heartbeat_file: Path = Path("/tmp/gristmill-beat.heartbeat")
     beat_schedule_file: Path = Path("/tmp/gristmill-beat-schedule")
 
+    # The console. A browser session (cookie) lasts this long after signing in with a token.
+    console_session_hours: float = Field(default=12, gt=0, le=24 * 30)
+    # Set by Kubernetes in every pod: when present, /api/workers also lists the worker pods.
+    kubernetes_service_host: str | None = None
+    kubernetes_service_port: int = Field(default=443, ge=1, le=65535)
+    # Namespace of the worker pods; empty means the api pod's own namespace.
+    kubernetes_namespace: str | None = None
+    worker_pod_selector: str = "app.kubernetes.io/component=worker"
+
+    # Flower (the `flower` process): its port and HTTP basic auth "user:password".
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    flower_basic_auth: SecretStr | None = None
+
+    # The CLI's api commands: where the api is and the bearer token to send.
+    gristmill_url: str = "http://127.0.0.1:8000"
+    gristmill_token: SecretStr | None = None
+
     @field_validator("api_tokens", "api_read_tokens", mode="before")
     @classmethod
     def _tokens_from_csv(cls, value: Any) -> Any:
@@ -157,6 +174,18 @@ class Settings(BaseSettings):
             return None
         parse_nameserver(value)
         return value.strip()
+
+    @field_validator("flower_basic_auth")
+    @classmethod
+    def _user_colon_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        pairs = [pair for pair in value.get_secret_value().split(",") if pair]
+        if not pairs or any(
+            ":" not in pair or pair.startswith(":") or pair.endswith(":") for pair in pairs
+        ):
+            raise ValueError("must be user:password (comma-separated for several users)")
+        return value
 
     @field_validator("daily_scrape_cron", "backfill_check_cron", "cleanup_cron")
     @classmethod

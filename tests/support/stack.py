@@ -17,6 +17,9 @@ import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROCFILE = REPO_ROOT / "Procfile"
+# Started only by the tests that need them (start_all leaves them out): Flower is not part of
+# the job path and would only load the shared cores.
+OPTIONAL_PROCESSES = frozenset({"flower"})
 
 
 def read_procfile(path: Path = PROCFILE) -> dict[str, str]:
@@ -85,7 +88,7 @@ class Stack:
         )
 
     def start_all(self, names: list[str] | None = None) -> None:
-        for name in names or list(self.commands):
+        for name in names or [n for n in self.commands if n not in OPTIONAL_PROCESSES]:
             self.start(name)
         if "api" in self.processes:
             self.wait_for_api()

@@ -57,6 +57,16 @@ class DatabaseSnapshot:
     unsent_oldest_age_seconds: float = 0.0
 
 
+def read_queue_lengths(client: redis.Redis, queues: Sequence[str] = ALL_QUEUES) -> dict[str, int]:
+    """Messages waiting in each queue, summed over its Redis priority lists (one round trip)."""
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        for name in redis_list_names(queue):
+            pipe.llen(name)
+    lengths = iter(pipe.execute())
+    return {queue: sum(int(next(lengths)) for _ in redis_list_names(queue)) for queue in queues}
+
+
 class _Source(Generic[T]):
     """One dependency read: at most one read in flight, a deadline per scrape, a short cache.
 
@@ -155,15 +165,7 @@ class ClusterCollector(Collector):
         self._redis.close()
 
     def _read_redis(self) -> RedisSnapshot:
-        pipe = self._redis.pipeline(transaction=False)
-        for queue in self._queues:
-            for name in redis_list_names(queue):
-                pipe.llen(name)
-        lengths = iter(pipe.execute())
-        per_queue = {
-            queue: sum(int(next(lengths)) for _ in redis_list_names(queue))
-            for queue in self._queues
-        }
+        per_queue = read_queue_lengths(self._redis, self._queues)
         return RedisSnapshot(per_queue, read_worker_records(self._redis, now=time.time()))
 
     def _read_database(self) -> DatabaseSnapshot:
