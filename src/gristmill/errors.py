@@ -52,3 +52,10 @@ class JobDeferredError(JobError):
     def __init__(self, message: str, *, delay_seconds: float) -> None:
         super().__init__(message)
         self.delay_seconds = delay_seconds
+
+
+def quoted(value: str, limit: int = 80) -> str:
+    """`value` as repr() quotes it, cut to `limit` characters: error messages name what was
+    asked for without echoing a 10,000-character key back."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else f"{shown[: limit - 4]}...'"

@@ -54,12 +54,18 @@ def _filled(path: str) -> str:
     return re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
 
 
+# The dashboard's sign-in: it takes the token in its body (POST), says who is signed in, if
+# anyone, without an error (GET) and forgets the cookie (DELETE). It is how a browser gets
+# access, so no token can be asked for first; tests/api/test_console_session.py covers it.
+PUBLIC_PATHS = {"/api/session"}
+
+
 def api_routes(settings: Settings) -> tuple[list[Endpoint], list[str]]:
     """Every HTTP method of every /api route, and every /api WebSocket path, of the app."""
     endpoints: list[Endpoint] = []
     websockets: list[str] = []
     for route in app_routes(create_app(settings)):
-        if not route.path.startswith("/api"):
+        if not route.path.startswith("/api") or route.path in PUBLIC_PATHS:
             continue
         if route.websocket:
             websockets.append(_filled(route.path))

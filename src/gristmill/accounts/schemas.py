@@ -15,7 +15,11 @@ class AccountCreate(BaseModel):
         description="Unique slug: lower-case letters, digits, '-' and '_', at most 64 characters.",
         examples=["gristmill-mastodon"],
     )
-    platform: str = Field(examples=["mastodon"])
+    # Documented as the closed set it is; any other value is refused by the service with a
+    # message that names the valid ones.
+    platform: str = Field(
+        examples=["mastodon"], json_schema_extra={"enum": ["mastodon", "bluesky"]}
+    )
     handle: str = Field(min_length=1, max_length=255, examples=["gristmill@mastodon.social"])
     base_url: str | None = Field(
         default=None, max_length=2048, description="Overrides the platform's default API root."

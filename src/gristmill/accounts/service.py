@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from gristmill.accounts.models import Account
 from gristmill.accounts.schemas import AccountCreate
-from gristmill.errors import ConflictError, InvalidInputError, NotFoundError
+from gristmill.errors import ConflictError, InvalidInputError, NotFoundError, quoted
 from gristmill.scrapers import PLATFORMS, UnsafeBaseURLError, get_scraper_class, validate_base_url
 from gristmill.settings import Settings
 
@@ -50,7 +50,7 @@ def register_account(session: Session, settings: Settings, data: AccountCreate) 
 def get_account(session: Session, key: str) -> Account:
     account = session.scalar(select(Account).where(Account.key == key))
     if account is None:
-        raise NotFoundError(f"account {key!r} not found")
+        raise NotFoundError(f"account {quoted(key)} not found")
     return account
 
 
@@ -65,4 +65,4 @@ def delete_account(session: Session, key: str) -> None:
     """Delete the account and its metrics; its job history stays (jobs keep the key as text)."""
     deleted = session.execute(delete(Account).where(Account.key == key).returning(Account.id))
     if deleted.first() is None:
-        raise NotFoundError(f"account {key!r} not found")
+        raise NotFoundError(f"account {quoted(key)} not found")

@@ -45,7 +45,10 @@ class JobPage(BaseModel):
 class BackfillRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    days: int = Field(ge=1, le=365, description="How many UTC dates, ending today, to backfill.")
+    # Strict: `true` or "5" are not a number of days.
+    days: int = Field(
+        ge=1, le=365, strict=True, description="How many UTC dates, ending today, to backfill."
+    )
 
 
 class DeadLetterRead(BaseModel):

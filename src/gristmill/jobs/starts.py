@@ -18,7 +18,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gristmill.accounts.models import Account
-from gristmill.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
+from gristmill.errors import ConflictError, DomainError, InvalidInputError, NotFoundError, quoted
 from gristmill.jobs import idempotency
 from gristmill.jobs.lifecycle import insert_jobs, job_row
 from gristmill.jobs.models import ACTIVE_DEDUPE_PREDICATE, Job, JobRecord
@@ -182,9 +182,9 @@ def _refusal(request: StartRequest, accounts: dict[str, bool]) -> DomainError | 
     if key is None:
         return None
     if key not in accounts:
-        return NotFoundError(f"account {key!r} not found")
+        return NotFoundError(f"account {quoted(key)} not found")
     if request.needs_active and not accounts[key]:
-        return ConflictError(f"account {key!r} is inactive")
+        return ConflictError(f"account {quoted(key)} is inactive")
     return None
 
 
