@@ -109,7 +109,10 @@ def _schemathesis(
         "--checks",
         ",".join(CHECKS),
         "--phases",
-        "examples,coverage,fuzzing",
+        # The coverage phase (every boundary and negative value of every parameter) costs the
+        # most; with the read-only token every write is refused before its input is read, so
+        # it runs with the write token only.
+        "examples,coverage,fuzzing" if token == WRITE_TOKEN else "examples,fuzzing",
         "--max-examples",
         str(EXAMPLES),
         "--request-timeout",
@@ -166,7 +169,10 @@ def test_every_operation_answers_below_500_with_a_documented_json_body(
     assert operations["tested"] == operations["total"] >= 16, operations
     assert cases["errored"] == 0, report["errors"]
     assert report["errors"] == []
-    assert cases["generated"] >= operations["tested"] * EXAMPLES, cases
+    # The coverage phase alone gives every operation EXAMPLES cases or more; without it,
+    # operations with few inputs (no parameters, no body) run out of distinct cases sooner.
+    per_operation = EXAMPLES if token == WRITE_TOKEN else EXAMPLES // 2
+    assert cases["generated"] >= operations["tested"] * per_operation, cases
     print(
         f"fuzz ({'write' if token == WRITE_TOKEN else 'read'} token): {cases['generated']} "
         f"cases over {operations['tested']} operations in {report['running_time']:.1f} s"

@@ -209,7 +209,7 @@ def test_queues_workers_and_schedules(stack: Stack, stack_api: httpx.Client) -> 
     assert " up " in table.stdout or "up" in table.stdout.split()
     schedules = run(stack, "schedules")
     assert "daily-scrape-all" in schedules.stdout
-    assert "0 2 * * *" in schedules.stdout
+    assert stack.env["DAILY_SCRAPE_CRON"] in schedules.stdout
 
 
 def test_clear_messages_for_wrong_url_token_and_account(stack: Stack) -> None:

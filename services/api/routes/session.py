@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.api.auth import SESSION_COOKIE, authenticate, new_session
 from services.api.deps import SettingsDep
-from services.api.errors import ForbiddenError, UnauthorizedError
+from services.api.errors import ErrorBody, ForbiddenError, UnauthorizedError
 
 router = APIRouter(prefix="/api/session", tags=["session"])
 
@@ -39,7 +39,16 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
 
 
-@router.post("")
+@router.post(
+    "",
+    responses={
+        401: {
+            "model": ErrorBody,
+            "description": "The token is not one of API_TOKENS or API_READ_TOKENS.",
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def sign_in(
     body: SignIn, request: Request, response: Response, settings: SettingsDep
 ) -> SessionRead:

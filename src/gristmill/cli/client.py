@@ -154,7 +154,9 @@ class ApiClient:
             )
         if status == 403:
             raise CliError(f"not allowed: {detail}")
-        if status == 404 and body.get("error") != "not_found":
+        if status == 404 and (
+            body.get("error") != "not_found" or str(detail).startswith("no route ")
+        ):
             # No such route: the URL points somewhere else than a Gristmill api root.
             raise CliError(
                 f"{self.url} has no {response.request.url.path}; is GRISTMILL_URL right?"
