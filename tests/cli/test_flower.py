@@ -59,6 +59,7 @@ def test_flower_lists_our_workers_and_task_names(
     registered = high.get("registered")
     assert isinstance(registered, list)
     assert JOB_TYPES[JobType.SCRAPE_ACCOUNT].task_name in registered
+
     # Task events are off by default; Flower switches them on in every worker within seconds
     # of starting (its enable_events timer), and from then on lists each task it saw run.
     def task_types() -> list[str]:
