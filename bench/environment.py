@@ -55,9 +55,12 @@ class BenchEnv:
         return httpx.Client(base_url=self.stack.api_url, headers=self.headers, timeout=60)
 
     def reset(self) -> None:
-        """Empty the jobs tables and both brokers between sections."""
+        """Empty the jobs and accounts tables and both brokers between sections: each section
+        adds the accounts it works on (a scrape-all must cover only its own)."""
         with self.database.transaction() as session:
-            session.execute(text("TRUNCATE jobs, dead_letters, schedule_runs CASCADE"))
+            session.execute(
+                text("TRUNCATE jobs, dead_letters, schedule_runs, accounts RESTART IDENTITY CASCADE")
+            )
         for url in (self.settings.broker_url, self.peer_broker_url):
             redis.Redis.from_url(url).flushdb()
         self.fake.reset()
