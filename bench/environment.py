@@ -59,7 +59,9 @@ class BenchEnv:
         adds the accounts it works on (a scrape-all must cover only its own)."""
         with self.database.transaction() as session:
             session.execute(
-                text("TRUNCATE jobs, dead_letters, schedule_runs, accounts RESTART IDENTITY CASCADE")
+                text(
+                    "TRUNCATE jobs, dead_letters, schedule_runs, accounts RESTART IDENTITY CASCADE"
+                )
             )
         for url in (self.settings.broker_url, self.peer_broker_url):
             redis.Redis.from_url(url).flushdb()
