@@ -10,6 +10,8 @@ import contextlib
 import os
 import shutil
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -69,28 +71,53 @@ def private_database_url(server_url: str, label: str) -> str:
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
+# A reservation is a lease: held while its run refreshes it, gone a minute after the run dies
+# (a killed run must not keep a database number for hours; there are only fifteen).
+_LEASE_SECONDS = 60
+_RENEW_SECONDS = 15
+_WAIT_FOR_A_FREE_DATABASE_SECONDS = 300
+
+
+def _reserve_database(base: redis.Redis, token: str) -> int:
+    deadline = time.monotonic() + _WAIT_FOR_A_FREE_DATABASE_SECONDS
+    while True:
+        for number in range(15, 0, -1):
+            if base.set(f"{_LOCK_PREFIX}{number}", token, nx=True, ex=_LEASE_SECONDS):
+                return number
+        if time.monotonic() > deadline:
+            raise RuntimeError("no free Redis database (1-15) for this test run")
+        time.sleep(1)  # other runs hold all fifteen: wait for one to end
+
+
+def _renew(base: redis.Redis, key: str, token: str, stop: threading.Event) -> None:
+    while not stop.wait(_RENEW_SECONDS):
+        with contextlib.suppress(redis.RedisError):
+            if base.get(key) == token.encode():
+                base.expire(key, _LEASE_SECONDS)
+
+
 @contextlib.contextmanager
 def private_redis_url(server_url: str) -> Iterator[str]:
     """Reserve a Redis database number nobody else's test run is using, and flush it after."""
     base = redis.Redis.from_url(server_url)
     token = uuid.uuid4().hex
-    chosen: int | None = None
-    for number in range(15, 0, -1):
-        if base.set(f"{_LOCK_PREFIX}{number}", token, nx=True, ex=4 * 3600):
-            chosen = number
-            break
-    if chosen is None:
-        raise RuntimeError("no free Redis database (1-15) for this test run")
+    chosen = _reserve_database(base, token)
+    key = f"{_LOCK_PREFIX}{chosen}"
+    stop = threading.Event()
+    renewer = threading.Thread(target=_renew, args=(base, key, token, stop), daemon=True)
+    renewer.start()
     redis_url = urlsplit(server_url)._replace(path=f"/{chosen}").geturl()
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     try:
         yield redis_url
     finally:
+        stop.set()
+        renewer.join(5)
         client.flushdb()
         client.close()
-        if base.get(f"{_LOCK_PREFIX}{chosen}") == token.encode():
-            base.delete(f"{_LOCK_PREFIX}{chosen}")
+        if base.get(key) == token.encode():
+            base.delete(key)
         base.close()
 
 
