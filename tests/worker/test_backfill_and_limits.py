@@ -144,6 +144,32 @@ def test_cancelling_a_running_parent_stops_its_childrens_requests_and_writes_not
     assert parent["result"]["cancelled"] == 8
 
 
+def test_cancelling_one_child_of_a_running_batch_stops_only_its_request(
+    stack_api: httpx.Client, fake_platform: FakePlatform
+) -> None:
+    for index in range(4):
+        register_mastodon(stack_api, fake_platform, f"k{index}")
+    fake_platform.set_latency(4)
+    parent_id = start(stack_api, "/api/jobs/scrape-all")
+    # The four children travel in one batch message; every request is in flight.
+    wait_until(lambda: fake_platform.request_count() >= 4, timeout=20, what="4 requests")
+    children = stack_api.get("/api/jobs", params={"parent_job_id": parent_id}).json()["items"]
+    child_of = {child["account_key"]: child["job_id"] for child in children}
+    cancelled_at = time_module.monotonic()
+    assert stack_api.post(f"/api/jobs/{child_of['k0']}/cancel").json()["status"] == "cancelled"
+    wait_until(lambda: fake_platform.abandoned(), timeout=5, what="the cancelled child's hang-up")
+    assert fake_platform.abandoned("k0@fake.social") == fake_platform.abandoned()
+    assert fake_platform.abandoned()[0] - cancelled_at < 2.0
+    parent = wait_for_job(stack_api, parent_id, timeout=30)
+    assert parent["status"] == "completed"
+    assert (parent["result"]["succeeded"], parent["result"]["cancelled"]) == (3, 1)
+    # Nothing written for the cancelled child; its siblings stored their snapshots.
+    assert stack_api.get("/api/accounts/k0/metrics").json()["snapshots"] == []
+    for key in ("k1", "k2", "k3"):
+        assert len(stack_api.get(f"/api/accounts/{key}/metrics").json()["snapshots"]) == 1
+    assert get_job(stack_api, child_of["k0"])["status"] == "cancelled"
+
+
 def test_job_of_a_sigkilled_worker_is_redelivered_and_completes(
     stack: Stack, stack_api: httpx.Client, fake_platform: FakePlatform
 ) -> None:
