@@ -50,6 +50,8 @@ class FaultyStack:
         self.settings = settings
         self.token = token
         self.database = Database(settings)
+        # Processes that exited by themselves and were started again (see `revive`).
+        self.revived = 0
 
     def client(self, timeout: float = 10) -> httpx.Client:
         return httpx.Client(
@@ -106,6 +108,17 @@ class FaultyStack:
         for name in pools:
             if name not in self.stack.processes:
                 self.stack.start(name)
+
+    def revive(self, names: tuple[str, ...]) -> None:
+        """Start again each of `names` whose process exited by itself, as Kubernetes restarts
+        a container whose main process ended (e.g. Celery's "Could not start worker
+        processes" after a pool child was killed while it started)."""
+        for name in names:
+            process = self.stack.processes.get(name)
+            if process is not None and process.poll() is not None:
+                del self.stack.processes[name]
+                self.stack.start(name)
+                self.revived += 1
 
     def truncate(self) -> None:
         tables = ", ".join(table.name for table in metadata.sorted_tables)
