@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 
 from gristmill.db import Database
 from tests.chaos.workload import DayNumbers, Workload
@@ -78,12 +79,22 @@ class Figures:
         )
 
 
-def unfinished(database: Database) -> int:
+def rows(database: Database, sql: str, **params: object) -> list[Row[Any]]:
     with database.transaction() as session:
-        count = session.execute(
-            text("SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')")
-        ).scalar_one()
-    return int(count)
+        return list(session.execute(text(sql), params).all())
+
+
+def count(database: Database, sql: str, **params: object) -> int:
+    """The single number `sql` selects."""
+    return int(rows(database, sql, **params)[0][0])
+
+
+def unfinished(database: Database) -> int:
+    return count(database, "SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')")
+
+
+def running_jobs(database: Database) -> int:
+    return count(database, "SELECT count(*) FROM jobs WHERE status = 'running'")
 
 
 def drain(faulty: FaultyStack, timeout: float) -> float:
@@ -105,16 +116,14 @@ def drain(faulty: FaultyStack, timeout: float) -> float:
 def _daily_mismatches(database: Database, workload: Workload) -> int:
     """(account, day) pairs whose stored activity differs from what the platform served,
     including stored days the platform never served."""
-    with database.transaction() as session:
-        rows = session.execute(
-            text(
-                "SELECT a.key, d.date, d.posts, d.likes, d.reposts, d.replies "
-                "FROM daily_activity d JOIN accounts a ON a.id = d.account_id"
-            )
-        ).all()
+    found = rows(
+        database,
+        "SELECT a.key, d.date, d.posts, d.likes, d.reposts, d.replies "
+        "FROM daily_activity d JOIN accounts a ON a.id = d.account_id",
+    )
     stored: dict[tuple[str, date], DayNumbers] = {
         (row.key, row.date): DayNumbers(row.posts, row.likes, row.reposts, row.replies)
-        for row in rows
+        for row in found
     }
     expected = {
         (key, day): numbers for key, days in workload.daily.items() for day, numbers in days.items()
@@ -124,14 +133,12 @@ def _daily_mismatches(database: Database, workload: Workload) -> int:
 
 
 def _wrong_snapshots(database: Database, workload: Workload) -> int:
-    with database.transaction() as session:
-        rows = session.execute(
-            text(
-                "SELECT a.key, s.followers, count(*) OVER (PARTITION BY a.key) AS days "
-                "FROM metric_snapshots s JOIN accounts a ON a.id = s.account_id"
-            )
-        ).all()
-    seen = {row.key: (row.followers, row.days) for row in rows}
+    found = rows(
+        database,
+        "SELECT a.key, s.followers, count(*) OVER (PARTITION BY a.key) AS days "
+        "FROM metric_snapshots s JOIN accounts a ON a.id = s.account_id",
+    )
+    seen = {row.key: (row.followers, row.days) for row in found}
     # Every account was scraped at least by the fan-out: one snapshot (one UTC day) each.
     return sum(1 for key in workload.keys if seen.get(key) != (workload.followers[key], 1))
 
@@ -174,18 +181,10 @@ def check_every_job(
 
 def stragglers(database: Database) -> list[dict[str, object]]:
     """The unfinished jobs, with what a reader needs to see why (for a failure message)."""
-    with database.transaction() as session:
-        rows = session.execute(
-            text(
-                "SELECT job_id, job_type, status, queue, attempts, retries, worker_losses, "
-                "enqueued_at, run_after, heartbeat_at, parent_job_id, now() AS now "
-                "FROM jobs WHERE status IN ('pending', 'running') ORDER BY created_at LIMIT 20"
-            )
-        ).all()
-    return [dict(row._mapping) for row in rows]
-
-
-def running_jobs(database: Database) -> int:
-    with database.transaction() as session:
-        count = session.execute(text("SELECT count(*) FROM jobs WHERE status = 'running'"))
-        return int(count.scalar_one())
+    found = rows(
+        database,
+        "SELECT job_id, job_type, status, queue, attempts, retries, worker_losses, "
+        "enqueued_at, run_after, heartbeat_at, parent_job_id, now() AS now "
+        "FROM jobs WHERE status IN ('pending', 'running') ORDER BY created_at LIMIT 20",
+    )
+    return [dict(row._mapping) for row in found]

@@ -9,10 +9,10 @@ import time
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from gristmill.jobs.types import JOB_TYPES
 from gristmill.settings import Settings
+from tests.chaos.ledger import count, rows
 from tests.chaos.report import settle
 from tests.chaos.scale import Scale
 from tests.chaos.workload import Workload, declare, start_jobs
@@ -112,12 +112,12 @@ def test_sigterm_rolling_restart(
             chaos.stack.start(name)
     faults = "SIGTERM, warm shutdown: " + ", ".join(shutdowns)
     settle(chaos, "SIGTERM rolling restart", faults, scale.drain_timeout, workload)
-    with chaos.database.transaction() as session:
-        rerun = session.execute(text("SELECT count(*) FROM jobs WHERE attempts > 1")).scalar_one()
-        held_ended = session.execute(
-            text("SELECT status, attempts FROM jobs WHERE job_id::text = ANY(:ids)"),
-            {"ids": list(held)},
-        ).all()
+    rerun = count(chaos.database, "SELECT count(*) FROM jobs WHERE attempts > 1")
+    held_ended = rows(
+        chaos.database,
+        "SELECT status, attempts FROM jobs WHERE job_id::text = ANY(:ids)",
+        ids=list(held),
+    )
     # The jobs running at each SIGTERM finished in the warm shutdown, and no job was claimed
     # twice: nothing ran twice.
     assert {tuple(row) for row in held_ended} == {("completed", 1)}, held_ended
@@ -126,12 +126,10 @@ def test_sigterm_rolling_restart(
 
 def _held(chaos: FaultyStack, queue: str) -> set[str]:
     """Jobs a worker of `queue` is running (fan-out parents run on no worker)."""
-    with chaos.database.transaction() as session:
-        ids = session.scalars(
-            text(
-                "SELECT job_id::text FROM jobs WHERE queue = :queue AND status = 'running' "
-                "AND children_total IS NULL"
-            ),
-            {"queue": queue},
-        ).all()
-    return set(ids)
+    found = rows(
+        chaos.database,
+        "SELECT job_id::text FROM jobs WHERE queue = :queue AND status = 'running' "
+        "AND children_total IS NULL",
+        queue=queue,
+    )
+    return {row[0] for row in found}

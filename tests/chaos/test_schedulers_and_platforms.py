@@ -7,8 +7,8 @@ import time
 
 import httpx
 import pytest
-from sqlalchemy import text
 
+from tests.chaos.ledger import rows
 from tests.chaos.report import settle
 from tests.chaos.scale import Scale
 from tests.chaos.workload import Workload, declare, start_jobs
@@ -22,19 +22,15 @@ SCHEDULERS = ("scheduler", "scheduler_b")
 FIRED_ELSEWHERE = "already fired elsewhere"
 
 
-def _scheduled_runs(chaos: FaultyStack) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+def _scheduled_runs(chaos: FaultyStack) -> tuple[list[tuple[str, str]], list[str]]:
     """(entry, job) per recorded slot, and the top-level jobs the schedule created."""
-    with chaos.database.transaction() as session:
-        runs = session.execute(
-            text("SELECT entry, job_id::text FROM schedule_runs ORDER BY slot_at")
-        ).all()
-        jobs = session.scalars(
-            text(
-                "SELECT job_id::text FROM jobs WHERE parent_job_id IS NULL "
-                "AND job_type IN ('health_check', 'daily_scrape_all')"
-            )
-        ).all()
-    return [(entry, job_id) for entry, job_id in runs], list(jobs), [j for _, j in runs]
+    runs = rows(chaos.database, "SELECT entry, job_id::text FROM schedule_runs ORDER BY slot_at")
+    jobs = rows(
+        chaos.database,
+        "SELECT job_id::text FROM jobs WHERE parent_job_id IS NULL "
+        "AND job_type IN ('health_check', 'daily_scrape_all')",
+    )
+    return [(run[0], run[1]) for run in runs], [job[0] for job in jobs]
 
 
 def test_two_schedulers_fire_each_slot_once(
@@ -63,7 +59,7 @@ def test_two_schedulers_fire_each_slot_once(
             stack.kill(name, signal.SIGTERM)
         del stack.commands["scheduler_b"]
         stack.start("scheduler")
-    runs, jobs, run_jobs = _scheduled_runs(chaos)
+    runs, jobs = _scheduled_runs(chaos)
     refused = {
         name: stack.log(name)[logged_before[name] :].count(FIRED_ELSEWHERE) for name in SCHEDULERS
     }
@@ -81,7 +77,7 @@ def test_two_schedulers_fire_each_slot_once(
         assert slots.get("daily-scrape-all", 0) >= 2, slots
     # One job per slot at most, and every scheduled job belongs to a recorded slot.
     assert len(set(jobs)) == len(jobs)
-    assert set(jobs) == set(run_jobs), (jobs, runs)
+    assert set(jobs) == {job_id for _, job_id in runs}, (jobs, runs)
     assert len(jobs) <= len(runs)
 
 
