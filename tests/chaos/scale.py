@@ -19,6 +19,8 @@ class Scale:
     scrapes: int
     backfills: int
     backfill_days: int
+    # Seconds the fake platform takes per request in the storm: the work outlasts the storm.
+    storm_latency: float
     # Seconds each fault lasts.
     storm_seconds: float
     postgres_down_seconds: float
@@ -34,6 +36,7 @@ SHORT = Scale(
     scrapes=10,
     backfills=3,
     backfill_days=5,
+    storm_latency=0.05,
     storm_seconds=5,
     postgres_down_seconds=3,
     redis_down_seconds=1,
@@ -47,6 +50,7 @@ FULL = Scale(
     scrapes=150,
     backfills=30,
     backfill_days=30,
+    storm_latency=0.25,
     storm_seconds=30,
     postgres_down_seconds=30,
     redis_down_seconds=10,

@@ -47,7 +47,7 @@ def _kill_something(chaos: FaultyStack, rng: random.Random) -> str:
 def test_sigkill_storm(chaos: FaultyStack, fake_platform: FakePlatform, scale: Scale) -> None:
     workload = declare(chaos, fake_platform, scale, "storm")
     # Every request takes a while, so that kills land on running jobs.
-    fake_platform.set_latency(0.05)
+    fake_platform.set_latency(scale.storm_latency)
     with chaos.client() as client:
         start_jobs(client, workload)
     rng = random.Random(8)

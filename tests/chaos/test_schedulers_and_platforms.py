@@ -41,7 +41,7 @@ def test_two_schedulers_fire_each_slot_once(
     every = {"HEALTH_CHECK_INTERVAL_SECONDS": "1"}
     if scale.name == "full":
         # A cron entry too, over two minute boundaries; its run fans out over real accounts.
-        workload = declare(chaos, fake_platform, scale, "sched")
+        workload = declare(chaos, fake_platform, scale, "sched", backfills=False)
         every["DAILY_SCRAPE_CRON"] = "* * * * *"
     stack.kill("scheduler", signal.SIGTERM)
     stack.commands["scheduler_b"] = stack.commands["scheduler"]

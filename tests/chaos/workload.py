@@ -69,10 +69,18 @@ def _posts_of(index: int, days: int) -> tuple[list[FakePost], dict[date, DayNumb
     return posts, daily
 
 
-def declare(faulty: FaultyStack, fake: FakePlatform, scale: Scale, prefix: str) -> Workload:
-    """Accounts on the fake platform and in the database (not through the api: faster)."""
+def declare(
+    faulty: FaultyStack,
+    fake: FakePlatform,
+    scale: Scale,
+    prefix: str,
+    *,
+    backfills: bool = True,
+) -> Workload:
+    """Accounts on the fake platform and in the database (not through the api: faster);
+    without `backfills`, only the accounts that are scraped."""
     scrape_keys = [f"{prefix}s{index}" for index in range(scale.scrapes)]
-    backfill_keys = [f"{prefix}b{index}" for index in range(scale.backfills)]
+    backfill_keys = [f"{prefix}b{index}" for index in range(scale.backfills if backfills else 0)]
     followers: dict[str, int] = {}
     daily: dict[str, dict[date, DayNumbers]] = {}
     for index, key in enumerate(scrape_keys):
