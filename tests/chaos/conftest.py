@@ -9,7 +9,7 @@ import redis
 
 from gristmill.scrapers.hoststate import HOSTS_KEY, KEY_PREFIX
 from tests.chaos import ledger
-from tests.chaos.report import RESULTS, table
+from tests.chaos.report import RESULTS, as_property
 from tests.chaos.scale import Scale, current_scale
 from tests.conftest import WRITE_TOKEN
 from tests.fakeplatform import FakePlatform
@@ -53,11 +53,12 @@ CHAOS_ENV = {
 }
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if RESULTS:
-        terminalreporter.section(f"chaos scenarios ({current_scale().name} scale)")
-        for line in table(RESULTS):
-            terminalreporter.write_line(line)
+@pytest.fixture(autouse=True)
+def _table_line(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The scenario's line of the table goes with its report (see tests/chaos/report.py)."""
+    yield
+    while RESULTS:
+        request.node.user_properties.append(as_property(RESULTS.pop(0)))
 
 
 @pytest.fixture(scope="session")

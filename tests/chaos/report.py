@@ -1,12 +1,24 @@
-"""The table printed at the end of a chaos run (pytest's terminal summary, see conftest)."""
+"""The table printed at the end of a chaos run.
+
+`settle` keeps each scenario's figures in RESULTS; the chaos conftest moves them onto the
+test's report (`user_properties`), which pytest-xdist carries from its workers to the main
+process, where tests/conftest.py's terminal summary prints them with `print_table`.
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Any
+
+import pytest
+
 from tests.chaos.ledger import Figures, check_every_job, drain, stragglers
+from tests.chaos.scale import current_scale
 from tests.chaos.workload import Workload
 from tests.support.faulty import FaultyStack
 
 RESULTS: list[Figures] = []
+PROPERTY = "chaos_figures"
 
 _COLUMNS = (
     ("scenario", 24),
@@ -49,6 +61,23 @@ def table(results: list[Figures]) -> list[str]:
             )
         )
     return lines
+
+
+def as_property(figures: Figures) -> tuple[str, dict[str, Any]]:
+    return PROPERTY, asdict(figures)
+
+
+def print_table(reporter: pytest.TerminalReporter) -> None:
+    found: dict[str, Figures] = {}
+    for reports in reporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", ()):
+                if name == PROPERTY:
+                    found[f"{report.nodeid} {value['scenario']}"] = Figures(**value)
+    if found:
+        reporter.section(f"chaos scenarios ({current_scale().name} scale)")
+        for line in table(list(found.values())):
+            reporter.write_line(line)
 
 
 def settle(
