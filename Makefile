@@ -42,8 +42,11 @@ run: install $(DEV_ENV) flower-auth createdb migrate ## the whole stack: api, wo
 	echo "Try:           curl -H \"Authorization: Bearer $${API_TOKENS%%,*}\" http://127.0.0.1:$(PORT)/api/jobs"; \
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port $(PORT) -f Procfile
 
+# Two pytest workers (each with its own database, Redis db and processes), a test file per
+# worker at a time: most tests wait on real processes, so two share the two cores well.
+TEST_WORKERS ?= 2
 test: install ## the whole suite against real PostgreSQL, Redis and worker processes
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install ## everything but the tests that run the real processes
 	$(BIN)/pytest -m "not integration"

@@ -90,6 +90,11 @@ def main() -> None:
                 f"({ours_drain.seconds:.2f} s), plain Celery {plain_drain.per_second:,.0f} "
                 f"tasks/s ({plain_drain.seconds:.2f} s)"
             )
+            print(
+                f"  CPU per job: Gristmill worker main {ours_drain.main_ms_per_job:.2f} ms, "
+                f"pool {ours_drain.pool_ms_per_job:.2f} ms; plain Celery main "
+                f"{plain_drain.main_ms_per_job:.2f} ms, pool {plain_drain.pool_ms_per_job:.2f} ms"
+            )
             ratio = ours_drain.per_second / plain_drain.per_second
             figures.append(
                 Figure(

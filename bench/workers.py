@@ -19,6 +19,7 @@ import redis
 from celery import Celery
 from sqlalchemy import func, select
 
+from bench.cpu import TreeCPU, tree_cpu
 from bench.environment import BenchEnv, Process, wait_for_celery_worker
 from bench.plain_api import QUEUE, TASK_NAME
 from bench.plain_celery import LATENCIES_KEY
@@ -33,6 +34,16 @@ CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "2")
 class DrainResult:
     jobs: int
     seconds: float
+    # CPU of the worker's main process and of its pool processes over the drain.
+    cpu: TreeCPU
+
+    @property
+    def main_ms_per_job(self) -> float:
+        return self.cpu.main * 1000 / self.jobs
+
+    @property
+    def pool_ms_per_job(self) -> float:
+        return self.cpu.children * 1000 / self.jobs
 
     @property
     def per_second(self) -> float:
@@ -85,12 +96,16 @@ def _queued(url: str, queue: str) -> int:
     return sum(int(client.llen(name)) for name in redis_list_names(queue))
 
 
-def _watch_drain(url: str, queue: str, jobs: int, timeout: float = 600) -> float:
+def _watch_drain(
+    url: str, queue: str, jobs: int, worker_pid: int, timeout: float = 600
+) -> DrainResult:
     """Seconds from the first message taken off `queue` until every message is consumed and
-    acknowledged (the same measure for both peers: acks_late acknowledges after the task)."""
+    acknowledged (the same measure for both peers: acks_late acknowledges after the task),
+    and the worker's CPU over that time."""
     client = redis.Redis.from_url(url)
     deadline = time.monotonic() + timeout
     began: float | None = None
+    cpu_at_start = TreeCPU(0.0, 0.0)
     while time.monotonic() < deadline:
         # One pipelined round trip per poll, 50 times a second: the fake platform shares this
         # process, and a busy poller would slow Gristmill's requests, not the no-op peer.
@@ -102,9 +117,10 @@ def _watch_drain(url: str, queue: str, jobs: int, timeout: float = 600) -> float
         waiting = sum(int(length) for length in lengths)
         now = time.monotonic()
         if began is None and waiting < jobs:
-            began = now
+            # From the first message taken: the worker's start-up is not the jobs' cost.
+            began, cpu_at_start = now, tree_cpu(worker_pid)
         if began is not None and waiting == 0 and unacked == 0:
-            return now - began
+            return DrainResult(jobs, now - began, tree_cpu(worker_pid) - cpu_at_start)
         time.sleep(0.02)
     raise AssertionError(f"{queue} did not drain within {timeout}s")
 
@@ -120,7 +136,7 @@ def bench_gristmill_drain(env: BenchEnv, jobs: int) -> DrainResult:
     wait_until(lambda: _queued(url, "high") >= jobs, timeout=60, what=f"{jobs} queued messages")
     env.stack.start("worker_high", {"WORKER_CONCURRENCY": CONCURRENCY})
     try:
-        seconds = _watch_drain(url, "high", jobs)
+        result = _watch_drain(url, "high", jobs, env.stack.processes["worker_high"].pid)
     finally:
         env.stack.kill("worker_high")
         env.stack.kill("api")
@@ -130,7 +146,7 @@ def bench_gristmill_drain(env: BenchEnv, jobs: int) -> DrainResult:
         )
     if done != jobs:
         raise AssertionError(f"only {done} of {jobs} jobs completed")
-    return DrainResult(jobs, seconds)
+    return result
 
 
 def bench_plain_drain(env: BenchEnv, jobs: int) -> DrainResult:
@@ -144,10 +160,10 @@ def bench_plain_drain(env: BenchEnv, jobs: int) -> DrainResult:
     worker = _plain_worker(env)
     worker.start()
     try:
-        seconds = _watch_drain(env.peer_broker_url, QUEUE, jobs)
+        assert worker.process is not None
+        return _watch_drain(env.peer_broker_url, QUEUE, jobs, worker.process.pid)
     finally:
         worker.stop()
-    return DrainResult(jobs, seconds)
 
 
 def bench_gristmill_start_latency(env: BenchEnv, samples: int) -> list[float]:

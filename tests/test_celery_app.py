@@ -14,7 +14,8 @@ def test_celery_is_configured_for_safe_redelivery(test_settings: Settings) -> No
     assert conf.task_acks_late is True
     assert conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1
-    assert conf.worker_send_task_events is True
+    # Task events cost a publish each: off unless a monitor (Flower) switches them on.
+    assert conf.worker_send_task_events is False
     options = conf.broker_transport_options
     # Stranded messages come back within the visibility timeout plus one restore sweep.
     assert options["visibility_timeout"] == test_settings.broker_visibility_timeout_seconds

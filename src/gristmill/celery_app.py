@@ -94,7 +94,7 @@ def configure_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
-        worker_send_task_events=True,
+        worker_send_task_events=settings.worker_send_task_events,
         # task-sent events double the cost of every publish; celery_task_sent_total is counted
         # by the publishers themselves (observability/publish.py).
         task_send_sent_event=False,

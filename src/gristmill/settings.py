@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     # Process-local files and ports of the worker and beat (the chart mounts /tmp as an
     # emptyDir: the only writable path of its read-only containers). Port 0 disables metrics.
     worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
+    # Celery task events (task-received/-started/-succeeded...) cost the worker's main process
+    # a broker publish per event, about a third of its CPU per job. Off by default as in Celery:
+    # Flower (and celery-exporter) switch them on in every worker while they run.
+    worker_send_task_events: bool = False
     scheduler_metrics_port: int = Field(default=9809, ge=0, le=65535)
     # Where a worker's pool processes keep their metric files; unset: a fresh directory under
     # the temp dir. When set it must belong to one worker alone (its files are deleted at start).

@@ -59,7 +59,9 @@ def test_sign_in_shows_the_overview_without_the_token_in_url_or_logs(
     page = console.page
     expect(page.locator("[data-queue]")).to_have_count(3)
     expect(page.locator("[data-worker^='high@']")).to_have_count(1, timeout=TIMEOUT_MS)
-    expect(page.locator("[data-schedule='daily-scrape-all']")).to_contain_text(stack.env["DAILY_SCRAPE_CRON"])
+    expect(page.locator("[data-schedule='daily-scrape-all']")).to_contain_text(
+        stack.env["DAILY_SCRAPE_CRON"]
+    )
     utc_title = page.locator("[data-schedule='daily-scrape-all'] time").last.get_attribute("title")
     assert utc_title
     assert utc_title.endswith("UTC")

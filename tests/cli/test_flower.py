@@ -59,17 +59,20 @@ def test_flower_lists_our_workers_and_task_names(
     registered = high.get("registered")
     assert isinstance(registered, list)
     assert JOB_TYPES[JobType.SCRAPE_ACCOUNT].task_name in registered
-    # A task Flower saw run (from the workers' task events) is listed by name.
-    job_id = start(stack_api, "/api/jobs/scrape-platform/bluesky")
-    wait_for_job(stack_api, job_id)
 
-    def task_types() -> list[str] | None:
+    # Task events are off by default; Flower switches them on in every worker within seconds
+    # of starting (its enable_events timer), and from then on lists each task it saw run.
+    def task_types() -> list[str]:
         response = httpx.get(f"{flower}/api/task/types", auth=AUTH, timeout=10)
         response.raise_for_status()
         names: list[str] = response.json()["task-types"]
-        return names if JOB_TYPES[JobType.SCRAPE_PLATFORM].task_name in names else None
+        return names
 
-    wait_until(task_types, timeout=20, interval=0.5, what="the task type in Flower")
+    def seen_by_flower() -> bool:
+        wait_for_job(stack_api, start(stack_api, "/api/jobs/scrape-platform/bluesky"))
+        return JOB_TYPES[JobType.SCRAPE_PLATFORM].task_name in task_types()
+
+    wait_until(seen_by_flower, timeout=40, interval=0.5, what="a task run seen by Flower")
     assert AUTH[1] not in stack.log("flower")
 
 

@@ -28,8 +28,9 @@ def collector(test_settings: Settings, database: Database) -> Iterator[ClusterCo
 def test_broker(test_settings: Settings) -> Celery:
     """Gristmill's Celery app, publishing to the test broker from this process.
 
-    Other fixtures (the in-process api) point the app at another broker, and Celery keeps the
-    producer pool of its first publish, so both the settings and that pool are reset here.
+    Other fixtures (the in-process api, the fault tests' private Redis) point the app at
+    another broker, and Celery keeps the producer pool of its first publish and the result
+    backend of its first use, so the settings, that pool and that backend are reset here.
     """
     configure_celery(test_settings)
     internals: Any = celery_app  # the pools are private attributes, absent from the stubs
@@ -37,6 +38,7 @@ def test_broker(test_settings: Settings) -> Celery:
         internals._pool.force_close_all()
     internals._pool = None
     internals.amqp._producer_pool = None
+    internals._local.__dict__.pop("backend", None)
     return celery_app
 
 

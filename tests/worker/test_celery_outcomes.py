@@ -76,6 +76,12 @@ def metered_worker(stack: Stack) -> Iterator[str]:
             return False
 
     wait_until(answers, timeout=60, what=url)
+    # Task events are off by default; Flower switches them on in every worker, and so does this.
+    wait_until(
+        lambda: celery_app.control.enable_events(reply=True, timeout=1),
+        timeout=30,
+        what="the workers to switch task events on",
+    )
     yield url
     stack.kill("worker_high", signal.SIGTERM)
     stack.start("worker_high")
