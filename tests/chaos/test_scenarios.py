@@ -272,6 +272,14 @@ def _dead_letters(client: httpx.Client) -> int:
     return len(client.get("/api/dead-letters").json()["items"])
 
 
+def _hold_outage(chaos: FaultyStack, client: httpx.Client, seconds: float) -> None:
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        assert _dead_letters(client) == 0
+        assert "failed" not in chaos.statuses()
+        time.sleep(1)
+
+
 def test_platform_down_for_a_while(
     chaos: FaultyStack, fake_platform: FakePlatform, scale: Scale
 ) -> None:
@@ -284,20 +292,21 @@ def test_platform_down_for_a_while(
             timeout=30,
             what="the breaker to open",
         )
-        outage_ends = time.monotonic() + scale.outage_seconds
-        while time.monotonic() < outage_ends:
-            # Jobs wait behind the open circuit instead of burning retries into dead letters.
-            assert _dead_letters(client) == 0
-            assert "failed" not in chaos.statuses()
-            time.sleep(1)
+        # Half the outage every call is answered 503, half it is answered too late (each
+        # call times out): jobs wait behind the open circuit either way, not burning their
+        # retries into dead letters.
+        _hold_outage(chaos, client, scale.outage_seconds / 2)
+        fake_platform.come_back()
+        fake_platform.set_latency(chaos.settings.scraper_timeout_seconds + 2)
+        _hold_outage(chaos, client, scale.outage_seconds / 2)
         circuit = _circuit(client)
         assert circuit is not None
-        fake_platform.come_back()
+        fake_platform.set_latency(0)
         failed_requests = fake_platform.request_count()
         figures = settle(
             chaos,
             "platform down",
-            f"every call 503 for {scale.outage_seconds:.0f}s+, breaker opened"
+            f"every call 503, then timing out, for {scale.outage_seconds:.0f}s+; breaker opened"
             f" {circuit['opened_count']}x, {failed_requests} failed calls",
             scale.drain_timeout,
             workload,
