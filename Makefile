@@ -7,7 +7,7 @@ PYTHON ?= python3
 export PORT ?= 8000
 DEV_ENV := .env
 
-.PHONY: flower-auth install run test test-fast fuzz lint audit format migrate createdb helm k8s bench clean images images-test
+.PHONY: flower-auth install run test test-fast chaos fuzz lint audit format migrate createdb helm k8s bench clean images images-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -89,3 +89,7 @@ images-test: install ## build the image on a local Debian base, run api, worker 
 
 clean:
 	rm -rf $(VENV) .bin .mypy_cache .ruff_cache
+
+CHAOS_SCALE ?= full
+chaos: install ## the chaos suite of issue 8 at full scale (a short version runs in make test); prints its table
+	CHAOS_SCALE=$(CHAOS_SCALE) $(BIN)/pytest tests/chaos -m chaos -s --timeout 1800

@@ -17,6 +17,7 @@ from gristmill.db import Database, init_database, use_database
 from gristmill.migrations.runner import create_database, drop_database, upgrade
 from gristmill.models import metadata
 from gristmill.settings import Settings
+from tests.chaos.report import print_table
 from tests.fakeplatform import FAKE_PLATFORM_LIMITS, FakePlatform
 from tests.support.services import (
     private_database_url,
@@ -25,6 +26,12 @@ from tests.support.services import (
     settings_from_env,
 )
 from tests.support.stack import Stack, free_port
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # Here, not in tests/chaos: with xdist only the main process prints, and it loads no
+    # conftest below this one.
+    print_table(terminalreporter)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -28,11 +28,21 @@ def configure_logging(settings: Settings) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    # The console renderer formats exceptions itself; JSON needs the traceback as a string,
+    # or a record logged with exc_info (Celery's "Unrecoverable error", logger.exception)
+    # keeps only the exception's repr and loses where it happened.
+    exceptions: list[structlog.typing.Processor] = (
+        [structlog.processors.format_exc_info] if settings.log_json else []
+    )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *exceptions,
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()

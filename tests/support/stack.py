@@ -112,6 +112,31 @@ class Stack:
             os.killpg(process.pid, sig)
         process.wait(timeout=60)
 
+    def children(self, name: str) -> list[int]:
+        """Pids of the process's children (a Celery main process's pool), from /proc."""
+        pid = self.processes[name].pid
+        try:
+            listed = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(child) for child in listed.split()]
+
+    def terminate(self, name: str, grace: float) -> float:
+        """SIGTERM to the main process only, as Kubernetes stops a container; SIGKILL to the
+        group after `grace` seconds. Returns the seconds it took to exit by itself (or
+        `grace` plus the kill's time when it did not)."""
+        process = self.processes.pop(name)
+        began = time.monotonic()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=60)
+        return time.monotonic() - began
+
     def stop_all(self) -> None:
         for name in list(self.processes):
             process = self.processes[name]

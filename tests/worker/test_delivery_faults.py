@@ -5,7 +5,6 @@ These tests break PostgreSQL and Redis, so the stack here runs against private i
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,137 +13,35 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis
-from sqlalchemy import func, select, text
+from sqlalchemy import select
 
-from gristmill.accounts.models import Account
 from gristmill.celery_app import celery_app, configure_celery, redis_list_names
 from gristmill.db import Database, use_database
 from gristmill.jobs.dispatch import TaskMessage, publish
 from gristmill.jobs.models import Job
-from gristmill.migrations.runner import create_database, upgrade
-from gristmill.models import metadata
 from gristmill.settings import Settings
 from tests.conftest import WRITE_TOKEN
-from tests.fakeplatform import FAKE_PLATFORM_LIMITS, FakePlatform
+from tests.fakeplatform import FakePlatform
+from tests.support.faulty import FaultyStack, faulty_stack
 from tests.support.jobs import wait_for_job
-from tests.support.private_services import (
-    PrivatePostgres,
-    PrivateRedis,
-    private_postgres,
-    private_redis,
-)
-from tests.support.services import settings_from_env
-from tests.support.stack import REPO_ROOT, Stack, free_port, wait_until
+from tests.support.stack import REPO_ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 
 
-class FaultyStack:
-    def __init__(
-        self, stack: Stack, postgres: PrivatePostgres, broker: PrivateRedis, settings: Settings
-    ) -> None:
-        self.stack = stack
-        self.postgres = postgres
-        self.broker = broker
-        self.settings = settings
-        self.database = Database(settings)
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.stack.api_url,
-            headers={"Authorization": f"Bearer {WRITE_TOKEN}"},
-            timeout=10,
-        )
-
-    def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.broker.url)
-
-    def add_accounts(self, fake: FakePlatform, count: int, prefix: str) -> list[str]:
-        keys = [f"{prefix}{index}" for index in range(count)]
-        for key in keys:
-            fake.add_mastodon_account(key, followers=7, following=1, statuses=1)
-        with self.database.transaction() as session:
-            session.execute(
-                Account.__table__.insert(),
-                [
-                    {
-                        "key": key,
-                        "platform": "mastodon",
-                        "handle": f"{key}@fake.social",
-                        "base_url": fake.url,
-                        "active": True,
-                    }
-                    for key in keys
-                ],
-            )
-        return keys
-
-    def statuses(self) -> dict[str, int]:
-        with self.database.transaction() as session:
-            rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
-        return {status: int(count) for status, count in rows}
-
-    def queued(self, queue: str) -> int:
-        client = self.redis()
-        try:
-            return sum(int(client.llen(name)) for name in redis_list_names(queue))
-        finally:
-            client.close()
-
-
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultyStack]:
-    with private_postgres() as postgres, private_redis() as broker:
-        database_url = postgres.database_url("gristmill")
-        create_database(database_url)
-        upgrade(database_url)
-        log_dir = tmp_path_factory.mktemp("faulty")
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": broker.url,
-            "API_TOKENS": WRITE_TOKEN,
-            "SCRAPER_ALLOW_PRIVATE_NETWORKS": "true",
-            **FAKE_PLATFORM_LIMITS,
-            "SCRAPER_TIMEOUT_SECONDS": "10",
-            "RETRY_BACKOFF_BASE_SECONDS": "0.5",
-            "RETRY_BACKOFF_MAX_SECONDS": "2",
-            "JOB_HEARTBEAT_INTERVAL_SECONDS": "1",
-            "JOB_HEARTBEAT_TIMEOUT_SECONDS": "15",
-            "ORPHAN_CHECK_INTERVAL_SECONDS": "2",
-            "BROKER_VISIBILITY_TIMEOUT_SECONDS": "10",
-            "LOG_JSON": "false",
-            "PORT": str(free_port()),
-            "BEAT_SCHEDULE_FILE": str(log_dir / "beat-schedule"),
-            "BEAT_HEARTBEAT_FILE": str(log_dir / "beat.heartbeat"),
-            "WORKER_HEARTBEAT_FILE": str(log_dir / "worker.heartbeat"),
-        }
-        settings = settings_from_env(env)
-        stack = Stack(env=env, log_dir=log_dir)
-        stack.start_all(["api", "worker_high", "worker_default"])
-        faulty = FaultyStack(stack, postgres, broker, settings)
-        try:
-            yield faulty
-        finally:
-            stack.stop_all()
-            faulty.database.dispose()
+    log_dir = tmp_path_factory.mktemp("faulty")
+    with faulty_stack(log_dir, WRITE_TOKEN, ["api", "worker_high", "worker_default"]) as faulty:
+        yield faulty
 
 
 @pytest.fixture
 def fresh(
     faulty: FaultyStack, fake_platform: FakePlatform, test_settings: Settings, database: Database
 ) -> Iterator[FaultyStack]:
-    if not faulty.postgres.answers():
-        faulty.postgres.start()
-    if not faulty.broker.answers():
-        faulty.broker.start()
-    for name in ("worker_high", "worker_default"):
-        if name not in faulty.stack.processes:
-            faulty.stack.start(name)
-    tables = ", ".join(table.name for table in metadata.sorted_tables)
-    with faulty.database.transaction() as session:
-        session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    faulty.heal(("worker_high", "worker_default"))
+    faulty.truncate()
     # This process sends messages itself in some tests: to the private broker.
     configure_celery(faulty.settings)
     use_database(faulty.database)
