@@ -11,6 +11,7 @@ from gristmill import __version__
 from gristmill.celery_app import configure_celery
 from gristmill.db import init_database
 from gristmill.events import init_event_publisher
+from gristmill.gc_tuning import tune_for_serving
 from gristmill.jobs.dispatch import start_dispatcher, stop_dispatcher
 from gristmill.jobs.intake import JobIntake
 from gristmill.logging import configure_logging
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = build_console(settings)
         app.state.console = state
         await state.hub.start()
+        tune_for_serving()
         try:
             yield
         finally:

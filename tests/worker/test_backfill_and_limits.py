@@ -115,15 +115,26 @@ def test_soft_time_limit_fails_the_job_and_keeps_partial_results(
     assert saved[-1]["date"] == str(utc_today())
 
 
+def _scrape_all_in_flight(
+    stack_api: httpx.Client, fake_platform: FakePlatform, keys: list[str], latency: float
+) -> str:
+    """A scrape-all over these accounts, every child's request in flight (for `latency` s)."""
+    for key in keys:
+        register_mastodon(stack_api, fake_platform, key)
+    fake_platform.set_latency(latency)
+    parent_id = start(stack_api, "/api/jobs/scrape-all")
+    wait_until(
+        lambda: fake_platform.request_count() >= len(keys),
+        timeout=20,
+        what=f"{len(keys)} requests in flight",
+    )
+    return parent_id
+
+
 def test_cancelling_a_running_parent_stops_its_childrens_requests_and_writes_nothing(
     stack_api: httpx.Client, fake_platform: FakePlatform
 ) -> None:
-    for index in range(8):
-        register_mastodon(stack_api, fake_platform, f"c{index}")
-    fake_platform.set_latency(8)
-    parent_id = start(stack_api, "/api/jobs/scrape-all")
-    # Every child's request is in flight: the children are running.
-    wait_until(lambda: fake_platform.request_count() >= 8, timeout=20, what="8 requests")
+    parent_id = _scrape_all_in_flight(stack_api, fake_platform, [f"c{i}" for i in range(8)], 8)
     cancelled_at = time_module.monotonic()
     assert stack_api.post(f"/api/jobs/{parent_id}/cancel").json()["status"] == "cancelled"
     children = stack_api.get("/api/jobs", params={"parent_job_id": parent_id}).json()["items"]
@@ -147,12 +158,9 @@ def test_cancelling_a_running_parent_stops_its_childrens_requests_and_writes_not
 def test_cancelling_one_child_of_a_running_batch_stops_only_its_request(
     stack_api: httpx.Client, fake_platform: FakePlatform
 ) -> None:
-    for index in range(4):
-        register_mastodon(stack_api, fake_platform, f"k{index}")
-    fake_platform.set_latency(4)
-    parent_id = start(stack_api, "/api/jobs/scrape-all")
-    # The four children travel in one batch message; every request is in flight.
-    wait_until(lambda: fake_platform.request_count() >= 4, timeout=20, what="4 requests")
+    # The four children travel in one batch message; the other three end after 4 s (within
+    # the stack's scraper timeout).
+    parent_id = _scrape_all_in_flight(stack_api, fake_platform, [f"k{i}" for i in range(4)], 4)
     children = stack_api.get("/api/jobs", params={"parent_job_id": parent_id}).json()["items"]
     child_of = {child["account_key"]: child["job_id"] for child in children}
     cancelled_at = time_module.monotonic()
