@@ -18,6 +18,7 @@ from celery.signals import worker_process_init, worker_process_shutdown  # noqa:
 from gristmill.celery_app import celery_app, configure_celery  # noqa: E402
 from gristmill.db import get_database, init_database  # noqa: E402
 from gristmill.events import init_event_publisher  # noqa: E402
+from gristmill.gc_tuning import tune_for_serving  # noqa: E402
 from gristmill.jobs.dispatch import start_dispatcher  # noqa: E402
 from gristmill.logging import configure_logging  # noqa: E402
 
@@ -34,6 +35,7 @@ import services.worker.tasks  # noqa: E402,F401
 def _open_database(**_: Any) -> None:
     # Each pool process opens its own connections after the fork.
     database = init_database(settings, pool_size=2)
+    tune_for_serving()
     init_event_publisher(settings.redis_url.get_secret_value())
     # The fast path only: fan-out children and nothing else are sent from workers; the
     # relay runs in the api and scheduler.
