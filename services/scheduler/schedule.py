@@ -9,9 +9,7 @@ from gristmill.settings import Settings
 
 
 def build_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    beat: dict[str, dict[str, Any]] = {}
-    for entry in schedule_entries(settings):
-        beat[entry.name] = {"task": entry.task, "schedule": entry.celery_schedule()}
-        if entry.options:
-            beat[entry.name]["options"] = dict(entry.options)
-    return beat
+    return {
+        entry.name: {"task": entry.task, "schedule": entry.celery_schedule()}
+        for entry in schedule_entries(settings)
+    }

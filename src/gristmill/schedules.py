@@ -8,7 +8,7 @@ the last one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,12 +22,14 @@ from gristmill.settings import Settings
 @dataclass(frozen=True)
 class ScheduleEntry:
     name: str
-    task: str
-    # The job type each run creates; None for plumbing tasks that are not jobs.
-    job_type: JobType | None
+    # The job type each run creates (the scheduler records every firing as a job).
+    job_type: JobType
     cron: str | None = None
     interval_seconds: float | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return JOB_TYPES[self.job_type].task_name
 
     def celery_schedule(self) -> crontab | schedule:
         if self.cron is not None:
@@ -75,25 +77,21 @@ def schedule_entries(settings: Settings) -> list[ScheduleEntry]:
     return [
         ScheduleEntry(
             "daily-scrape-all",
-            JOB_TYPES[JobType.DAILY_SCRAPE_ALL].task_name,
             JobType.DAILY_SCRAPE_ALL,
             cron=settings.daily_scrape_cron,
         ),
         ScheduleEntry(
             "backfill-check",
-            JOB_TYPES[JobType.BACKFILL_CHECK].task_name,
             JobType.BACKFILL_CHECK,
             cron=settings.backfill_check_cron,
         ),
         ScheduleEntry(
             "cleanup-old-jobs",
-            JOB_TYPES[JobType.CLEANUP_OLD_JOBS].task_name,
             JobType.CLEANUP_OLD_JOBS,
             cron=settings.cleanup_cron,
         ),
         ScheduleEntry(
             "health-check",
-            JOB_TYPES[JobType.HEALTH_CHECK].task_name,
             JobType.HEALTH_CHECK,
             interval_seconds=settings.health_check_interval_seconds,
         ),

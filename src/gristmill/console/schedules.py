@@ -53,7 +53,7 @@ def read_schedules(
             ScheduleStatus(
                 name=entry.name,
                 task=entry.task,
-                job_type=entry.job_type.value if entry.job_type else None,
+                job_type=entry.job_type.value,
                 cron=entry.cron,
                 interval_seconds=entry.interval_seconds,
                 last_run_at=last_at,
