@@ -131,23 +131,36 @@ def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> list[JobRow
     return jobs
 
 
+def back_to_pending(run_after: Any) -> dict[str, Any]:
+    """The values that put a job back to pending and unsent, due at `run_after` (also since
+    when it is unsent, which the unsent-age gauge reads): the relay sends it when it is due."""
+    return {
+        "status": JobStatus.PENDING.value,
+        "heartbeat_at": None,
+        "enqueued_at": None,
+        "run_after": run_after,
+    }
+
+
 # --- a worker's transitions ------------------------------------------------------------------
 
+# Which jobs a delivery may claim, and what claiming one does; the bulk and the one-job claim
+# below share both. A stray early delivery of a job waiting out its retry backoff does not run
+# it; the relay sends it when it is due.
+_CLAIMABLE = (
+    _C.status == JobStatus.PENDING.value,
+    or_(_C.run_after.is_(None), _C.run_after <= bindparam("now")),
+)
+_CLAIMED_VALUES = {
+    "status": _RUNNING,
+    "started_at": func.coalesce(_C.started_at, bindparam("now")),
+    "attempts": _C.attempts + 1,
+    "heartbeat_at": bindparam("now"),
+}
 _CLAIM = (
     update(JOBS)
-    .where(
-        _C.job_id.in_(bindparam("ids", expanding=True)),
-        _C.status == JobStatus.PENDING.value,
-        # A stray early delivery of a job waiting out its retry backoff does not run it; the
-        # relay sends it when it is due.
-        or_(_C.run_after.is_(None), _C.run_after <= bindparam("now")),
-    )
-    .values(
-        status=_RUNNING,
-        started_at=func.coalesce(_C.started_at, bindparam("now")),
-        attempts=_C.attempts + 1,
-        heartbeat_at=bindparam("now"),
-    )
+    .where(_C.job_id.in_(bindparam("ids", expanding=True)), *_CLAIMABLE)
+    .values(_CLAIMED_VALUES)
     .returning(JOBS)
 )
 
@@ -165,14 +178,8 @@ def claim_jobs(session: Session, job_ids: Sequence[uuid.UUID]) -> list[JobRow]:
 _ACCOUNTS = Account.__table__.c
 _CLAIMED = (
     update(JOBS)
-    .where(_C.job_id == bindparam("c_job_id"), _C.status == JobStatus.PENDING.value)
-    .where(or_(_C.run_after.is_(None), _C.run_after <= bindparam("now")))
-    .values(
-        status=_RUNNING,
-        started_at=func.coalesce(_C.started_at, bindparam("now")),
-        attempts=_C.attempts + 1,
-        heartbeat_at=bindparam("now"),
-    )
+    .where(_C.job_id == bindparam("c_job_id"), *_CLAIMABLE)
+    .values(_CLAIMED_VALUES)
     .returning(JOBS)
     .cte("claimed")
 )

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from gristmill.clock import utc_now
 from gristmill.events import JobChange, publish_jobs
-from gristmill.jobs.lifecycle import Ending, dead_letter_jobs
+from gristmill.jobs.lifecycle import Ending, back_to_pending, dead_letter_jobs
 from gristmill.jobs.models import Job
 from gristmill.jobs.types import Attempt, JobStatus
 from gristmill.settings import Settings
@@ -62,14 +62,7 @@ def requeue_orphaned_jobs(session: Session, settings: Settings) -> list[uuid.UUI
                 Job.job_id.in_([job.job_id for job in orphans]),
                 Job.status == JobStatus.RUNNING.value,
             )
-            .values(
-                status=JobStatus.PENDING.value,
-                heartbeat_at=None,
-                enqueued_at=None,
-                # Since when it is unsent again (the unsent-age gauge reads it).
-                run_after=utc_now(),
-                worker_losses=Job.worker_losses + 1,
-            )
+            .values(**back_to_pending(utc_now()), worker_losses=Job.worker_losses + 1)
             .returning(Job)
             .execution_options(synchronize_session=False)
         )
@@ -125,13 +118,7 @@ def record_hard_timeout(
     requeued = session.scalars(
         update(Job)
         .where(Job.job_id == job_id)
-        .values(
-            status=JobStatus.PENDING.value,
-            heartbeat_at=None,
-            enqueued_at=None,
-            run_after=utc_now(),
-            error_message=f"{reason}; sent again (kill {kills})",
-        )
+        .values(**back_to_pending(utc_now()), error_message=f"{reason}; sent again (kill {kills})")
         .returning(Job)
         .execution_options(synchronize_session=False)
     ).all()

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from gristmill.clock import utc_now
 from gristmill.events import JobChange, publish_jobs
-from gristmill.jobs.lifecycle import JobRow
+from gristmill.jobs.lifecycle import JobRow, back_to_pending
 from gristmill.jobs.models import JOBS
 from gristmill.jobs.types import Attempt, JobStatus
 from gristmill.settings import Settings
@@ -69,10 +69,7 @@ def postpone_jobs(session: Session, postponements: Sequence[Postponement]) -> li
             .where(jobs.job_id == rows.c.job_id, jobs.attempts == rows.c.attempt)
             .where(jobs.status == JobStatus.RUNNING.value)
             .values(
-                status=JobStatus.PENDING.value,
-                heartbeat_at=None,
-                enqueued_at=None,
-                run_after=rows.c.run_after,
+                **back_to_pending(rows.c.run_after),
                 retries=jobs.retries + rows.c.spent,
                 error_message=rows.c.error,
             )
