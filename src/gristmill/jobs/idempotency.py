@@ -11,7 +11,7 @@ them and kept 24 hours.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -56,14 +56,7 @@ def claim(session: Session, claim: KeyClaim) -> Replay | None:
     now = utc_now()
     taken = session.execute(
         insert(IdempotencyKey)
-        .values(
-            principal=claim.principal,
-            key=claim.key,
-            fingerprint=claim.fingerprint,
-            status_code=IN_FLIGHT,
-            response={},
-            created_at=now,
-        )
+        .values(principal=claim.principal, key=claim.key, **_in_flight(claim, now))
         .on_conflict_do_nothing()
         .returning(IdempotencyKey.key)
     ).first()
@@ -92,26 +85,24 @@ def claim(session: Session, claim: KeyClaim) -> Replay | None:
 
 
 def _take_over(session: Session, claim: KeyClaim) -> None:
+    taken_over = _in_flight(claim, utc_now())
     session.execute(
         insert(IdempotencyKey)
-        .values(
-            principal=claim.principal,
-            key=claim.key,
-            fingerprint=claim.fingerprint,
-            status_code=IN_FLIGHT,
-            response={},
-            created_at=utc_now(),
-        )
+        .values(principal=claim.principal, key=claim.key, **taken_over)
         .on_conflict_do_update(
-            index_elements=[IdempotencyKey.principal, IdempotencyKey.key],
-            set_={
-                "fingerprint": claim.fingerprint,
-                "status_code": IN_FLIGHT,
-                "response": {},
-                "created_at": utc_now(),
-            },
+            index_elements=[IdempotencyKey.principal, IdempotencyKey.key], set_=taken_over
         )
     )
+
+
+def _in_flight(claim: KeyClaim, now: datetime) -> dict[str, Any]:
+    """A key taken by a request that has not answered yet."""
+    return {
+        "fingerprint": claim.fingerprint,
+        "status_code": IN_FLIGHT,
+        "response": {},
+        "created_at": now,
+    }
 
 
 def record(
