@@ -19,7 +19,7 @@ from gristmill.jobs.types import JobStatus, JobType
 from tests.conftest import READ_TOKEN
 from tests.factories import make_job
 from tests.fakeplatform import FakePlatform, FakePost
-from tests.support.jobs import register_mastodon, start, wait_for_job
+from tests.support.jobs import register_mastodon, register_unknown_mastodon, start, wait_for_job
 from tests.support.stack import Stack, free_port
 
 pytestmark = pytest.mark.integration
@@ -137,15 +137,8 @@ def test_jobs_start_wait_shows_progress_until_done(
 def test_a_failing_job_exits_non_zero(
     stack: Stack, stack_api: httpx.Client, fake_platform: FakePlatform
 ) -> None:
-    stack_api.post(
-        "/api/accounts",
-        json={
-            "key": "ghost",
-            "platform": "mastodon",
-            "handle": "ghost@fake.social",
-            "base_url": fake_platform.url,
-        },
-    ).raise_for_status()  # not on the fake platform: it answers 404, a permanent error
+    # Not on the fake platform: it answers 404, a permanent error.
+    register_unknown_mastodon(stack_api, fake_platform, "ghost")
     result = run(stack, "jobs", "start", "scrape-account", "ghost", "--wait")
     assert result.returncode == 1
     assert "failed" in result.stderr

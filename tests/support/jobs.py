@@ -48,6 +48,12 @@ def register_mastodon(
     fake.add_mastodon_account(
         key, followers=followers, following=following, statuses=statuses, **extra
     )
+    register_unknown_mastodon(client, fake, key)
+
+
+def register_unknown_mastodon(client: httpx.Client, fake: FakePlatform, key: str) -> None:
+    """Register an account on the fake Mastodon that the platform does not have: its scrapes
+    get a 404, a permanent failure (unless the account is added to `fake` first)."""
     response = client.post(
         "/api/accounts",
         json={

@@ -6,7 +6,13 @@ import httpx
 import pytest
 
 from tests.fakeplatform import FakeFailure, FakePlatform
-from tests.support.jobs import get_job, register_mastodon, start, wait_for_job
+from tests.support.jobs import (
+    get_job,
+    register_mastodon,
+    register_unknown_mastodon,
+    start,
+    wait_for_job,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -39,15 +45,7 @@ def test_scrape_all_fans_out_and_reports_the_failing_account(
     for index in range(6):
         register_mastodon(stack_api, fake_platform, f"user{index}", followers=index)
     # An account the platform does not know: a permanent failure, not retried.
-    stack_api.post(
-        "/api/accounts",
-        json={
-            "key": "ghost",
-            "platform": "mastodon",
-            "handle": "ghost@fake.social",
-            "base_url": fake_platform.url,
-        },
-    ).raise_for_status()
+    register_unknown_mastodon(stack_api, fake_platform, "ghost")
     parent_id = start(stack_api, "/api/jobs/scrape-all")
     parent = wait_for_job(stack_api, parent_id, timeout=60)
     assert parent["status"] == "completed", parent
