@@ -47,6 +47,10 @@ JOB_EVENTS_CHANNEL = "gristmill:job-events"
 MAX_EVENTS_PER_MESSAGE = 500
 _QUEUE_LIMIT = 10_000
 _REDIS_TIMEOUT_SECONDS = 1.0
+# After the first event of a quiet spell the publisher waits this long and sends what came in
+# meanwhile in one pipeline: a busy worker publishes a few times a second per process instead
+# of twice per job (each publish wakes the thread and costs a round trip).
+_LINGER_SECONDS = 0.02
 _ERROR_LOG_INTERVAL_SECONDS = 60.0
 
 
@@ -160,6 +164,7 @@ class EventPublisher:
         work = self._queue
         while True:
             batches = [work.get()]
+            time.sleep(_LINGER_SECONDS)
             while True:
                 try:
                     batches.append(work.get_nowait())
