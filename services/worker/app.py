@@ -29,6 +29,10 @@ configure_celery(settings)
 import services.worker.kills  # noqa: E402,F401
 import services.worker.signals  # noqa: E402,F401
 import services.worker.tasks  # noqa: E402,F401
+from gristmill.scrapers.client import tls_context  # noqa: E402
+
+# Loaded once here, inherited by every pool process forked later.
+tls_context()
 
 
 @worker_process_init.connect

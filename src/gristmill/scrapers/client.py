@@ -33,7 +33,7 @@ def make_http_client(settings: Settings, *, guarded: bool = True) -> httpx.Async
         keepalive_expiry=30.0,
     )
     pinned = PinnedTransport(
-        ssl_context=_ssl_context(),
+        ssl_context=tls_context(),
         limits=limits,
         allow_private_networks=settings.scraper_allow_private_networks,
         nameserver=settings.scraper_dns_nameserver,
@@ -50,6 +50,8 @@ def make_http_client(settings: Settings, *, guarded: bool = True) -> httpx.Async
 
 
 @functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    # Loading the CA bundle costs ~40 ms; clients are made per batch, the context once.
+def tls_context() -> ssl.SSLContext:
+    """The process's TLS settings. Loading the CA bundle costs ~40 ms: clients are made per
+    event loop, the context once (workers load it before forking, so the pool processes that
+    replace each other every `worker_max_tasks_per_child` tasks do not pay it again)."""
     return ssl.create_default_context(cafile=certifi.where())
