@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import (
     CTE,
+    Boolean,
     Connection,
     DateTime,
     Executable,
@@ -34,6 +35,7 @@ from sqlalchemy import (
     bindparam,
     case,
     column,
+    exists,
     func,
     insert,
     or_,
@@ -43,7 +45,7 @@ from sqlalchemy import (
     update,
     values,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -116,16 +118,74 @@ _INSERT = (
 )
 
 
-def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> list[JobRow]:
+# The api's starts, inserted by one statement whatever their number: each column travels as
+# an array (unnest), so the statement's text, compiled once, never depends on the count.
+_START_TYPES: dict[str, Any] = {
+    "job_id": Uuid,
+    "job_type": String,
+    "status": String,
+    "progress": Integer,
+    "params": JSONB,
+    "account_key": String,
+    "parent_job_id": Uuid,
+    "retry_of_job_id": Uuid,
+    "queue": String,
+    "priority": Integer,
+    "attempts": Integer,
+    "dedupe_key": String,
+    "needs_active": Boolean,
+}
+_START_COLUMNS = [name for name in _START_TYPES if name != "needs_active"]
+_STARTS = (
+    func.unnest(*(bindparam(name, type_=ARRAY(t)) for name, t in _START_TYPES.items()))
+    .table_valued(*(column(name, t) for name, t in _START_TYPES.items()))
+    .render_derived(name="start")
+)
+_INSERT_STARTS = (
+    pg_insert(JOBS)
+    .from_select(
+        _START_COLUMNS,
+        select(*(_STARTS.c[name] for name in _START_COLUMNS)).where(
+            or_(
+                _STARTS.c.account_key.is_(None),
+                exists().where(
+                    Account.key == _STARTS.c.account_key,
+                    or_(Account.active, ~_STARTS.c.needs_active),
+                ),
+            )
+        ),
+    )
+    .on_conflict_do_nothing(
+        index_elements=[_C.dedupe_key], index_where=text(ACTIVE_DEDUPE_PREDICATE)
+    )
+    .returning(JOBS)
+)
+
+
+def insert_jobs(
+    session: Session,
+    rows: Sequence[dict[str, Any]],
+    *,
+    needs_account: Sequence[bool] | None = None,
+) -> list[JobRow]:
     """Insert pending jobs and send them once the transaction commits.
 
     A row whose `dedupe_key` matches a job that is still pending or running is skipped (the
     partial unique index decides, so two concurrent starts cannot both get in); the returned
-    list holds only the rows inserted.
+    list holds only the rows inserted. With `needs_account` (one flag per row, the api's
+    starts), a row naming an account is inserted only if that account exists, and is active
+    where its flag says so: the check and the insert are one statement, one round trip.
     """
     if not rows:
         return []
-    jobs = list(session.connection().execute(_INSERT, list(rows)))
+    if needs_account is None:
+        statement: Executable = _INSERT
+        parameters: Any = list(rows)
+    else:
+        statement = _INSERT_STARTS
+        parameters = {name: [row[name] for row in rows] for name in _START_COLUMNS}
+        parameters["needs_active"] = list(needs_account)
+    jobs = list(session.connection().execute(statement, parameters))
     publish_jobs(session, jobs, JobChange.CREATED)
     outbox.send_after_commit(session, jobs)
     return jobs

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from gristmill.accounts.models import Account
@@ -99,32 +99,40 @@ def start_jobs(
     """Start every request in the caller's transaction; each gets its job or the domain
     error that refused it (an unknown or inactive account), in the requests' order."""
     outcomes: list[StartedJob | DomainError | None] = [None] * len(requests)
-    accounts = _account_states(session, requests)
-    rows: dict[int, dict[str, Any]] = {}
-    for index, request in enumerate(requests):
-        refused = _refusal(request, accounts)
-        if refused is not None:
-            outcomes[index] = refused
-            continue
-        rows[index] = job_row(
+    rows = {
+        index: job_row(
             request.job_type,
             params=request.params,
             account_key=request.account_key,
             retry_of_job_id=request.retry_of_job_id,
             deduplicate=not request.force,
         )
-    # Identical starts race through the partial unique index: the losers (in this batch or
-    # against another transaction) read the winner's job; if it ended meanwhile they try again.
+        for index, request in enumerate(requests)
+    }
+    # One statement inserts the rows whose account is fit to start (the common case: one round
+    # trip). A row left out was refused for its account, or lost to an identical job still
+    # under way through the partial unique index (in this batch or another transaction): it
+    # gets that job, or, if the job ended meanwhile, tries again.
     for _ in range(3):
         waiting = {index: row for index, row in rows.items() if outcomes[index] is None}
         if not waiting:
             break
-        inserted = {job.job_id: job for job in insert_jobs(session, list(waiting.values()))}
-        skipped = [row for row in waiting.values() if row["job_id"] not in inserted]
-        duplicates = _active_duplicates(session, [row["dedupe_key"] for row in skipped])
+        inserted = {
+            job.job_id: job
+            for job in insert_jobs(
+                session,
+                list(waiting.values()),
+                needs_account=[requests[index].needs_active for index in waiting],
+            )
+        }
+        skipped = {index: row for index, row in waiting.items() if row["job_id"] not in inserted}
+        accounts = _account_states(session, [requests[index] for index in skipped])
+        duplicates = _active_duplicates(session, [row["dedupe_key"] for row in skipped.values()])
         for index, row in waiting.items():
             if row["job_id"] in inserted:
                 outcomes[index] = StartedJob(inserted[row["job_id"]], created=True)
+            elif (refused := _refusal(requests[index], accounts)) is not None:
+                outcomes[index] = refused
             elif row["dedupe_key"] in duplicates:
                 outcomes[index] = StartedJob(duplicates[row["dedupe_key"]], created=False)
             else:
@@ -173,8 +181,14 @@ def _account_states(session: Session, requests: Sequence[StartRequest]) -> dict[
     keys = {request.account_key for request in requests if request.account_key is not None}
     if not keys:
         return {}
-    rows = session.execute(select(Account.key, Account.active).where(Account.key.in_(keys)))
+    # Core, not the ORM's execute: this sits on every start request's path.
+    rows = session.connection().execute(_ACCOUNT_STATES, {"keys": list(keys)})
     return {key: bool(active) for key, active in rows}
+
+
+_ACCOUNT_STATES = select(Account.key, Account.active).where(
+    Account.key.in_(bindparam("keys", expanding=True))
+)
 
 
 def _refusal(request: StartRequest, accounts: dict[str, bool]) -> DomainError | None:
