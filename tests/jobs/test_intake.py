@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 
 import pytest
 from sqlalchemy import text
@@ -10,8 +11,10 @@ from sqlalchemy.exc import DataError
 
 from gristmill.db import Database
 from gristmill.errors import ConflictError, NotFoundError
-from gristmill.jobs import starts
-from gristmill.jobs.intake import JobIntake
+from gristmill.jobs import outbox, starts
+from gristmill.jobs.dispatch import Dispatcher, TaskMessage
+from gristmill.jobs.intake import SEND_WAIT_SECONDS, JobIntake
+from gristmill.settings import Settings
 from tests.factories import make_account
 from tests.support.stack import wait_until
 
@@ -79,3 +82,41 @@ def _waiting_on_a_lock(database: Database) -> bool:
             )
         ).scalar_one()
     return bool(waiting)
+
+
+class _SlowBroker:
+    """Publishes nothing; records when each publish began and ended, taking `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls: list[tuple[float, float, list[str]]] = []
+
+    def publish(self, messages: Sequence[TaskMessage]) -> None:
+        began = time.monotonic()
+        time.sleep(self.seconds)
+        self.calls.append((began, time.monotonic(), [m.task_id for m in messages]))
+
+
+@pytest.mark.parametrize("publish_seconds", [0.02, 1.0])
+def test_a_start_is_answered_once_its_message_is_sent_or_the_wait_runs_out(
+    clean_db: Database, intake: JobIntake, test_settings: Settings, publish_seconds: float
+) -> None:
+    # The answer follows the send, so the send does not compete with the answer in the api
+    # process; a slow broker holds an answer back SEND_WAIT_SECONDS at most.
+    with clean_db.transaction() as session:
+        make_account(session, "alice")
+    broker = _SlowBroker(publish_seconds)
+    dispatcher = Dispatcher(test_settings, lambda: clean_db, relay=False, publisher=broker.publish)
+    outbox.use_submitter(dispatcher)
+    try:
+        job = intake.submit(starts.scrape_account("alice")).result(timeout=30).job
+        answered_at = time.monotonic()
+    finally:
+        outbox.use_submitter(None)
+        dispatcher.stop()
+    (began, ended, sent), *_ = broker.calls
+    assert sent == [str(job.job_id)]
+    if publish_seconds < SEND_WAIT_SECONDS:
+        assert answered_at >= ended
+    else:
+        assert began <= answered_at < began + 0.5 < ended

@@ -88,8 +88,8 @@ def test_a_mark_under_an_old_epoch_leaves_the_job_unsent(clean_db: Database) -> 
     with clean_db.transaction() as session:
         outbox.adopt_broker_epoch(session, "second")  # the broker lost its data meanwhile
     with clean_db.transaction() as session:
-        assert outbox.mark_enqueued(session, [job.job_id], "first") == 0
-        assert outbox.mark_enqueued(session, [job.job_id], "second") == 1
+        assert outbox.mark_enqueued(session.connection(), [job.job_id], "first") == 0
+        assert outbox.mark_enqueued(session.connection(), [job.job_id], "second") == 1
 
 
 def test_a_job_waiting_out_its_backoff_is_not_relayed_early(

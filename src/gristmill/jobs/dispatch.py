@@ -5,9 +5,9 @@ sends the jobs the process just committed, grouped into one Redis pipeline per b
 stamps them sent. In api and scheduler processes it is also the outbox relay: every
 `OUTBOX_RELAY_INTERVAL_SECONDS` it checks the broker's epoch, sends due unsent jobs (retries
 whose backoff is over, jobs whose sender died, jobs the broker lost) and, every
-`ORPHAN_CHECK_INTERVAL_SECONDS`, puts back jobs whose worker died. Requests never wait for the
+`ORPHAN_CHECK_INTERVAL_SECONDS`, puts back jobs whose worker died. Requests never fail for the
 broker: while Redis is down jobs are accepted and committed, and the relay sends them once it
-is back.
+is back (an answer waits for its send, `wait_sent`, a bounded moment).
 """
 
 from __future__ import annotations
@@ -194,6 +194,10 @@ class Dispatcher:
         self._epoch = BrokerEpoch(settings.broker_url)
         self._queue: queue.Queue[Sequence[OutboxJob]] = queue.Queue()
         self._lock = threading.Lock()
+        # Submissions queued and submissions handled (sent, or left to the relay): wait_sent.
+        self._progress = threading.Condition()
+        self._submitted = 0
+        self._handled = 0
         self._pid: int | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -212,13 +216,31 @@ class Dispatcher:
         if time.monotonic() < self._broker_down_until:
             # They are committed and unsent: the relay sends them once the broker is back.
             return
+        with self._progress:
+            self._submitted += 1
         self._queue.put(jobs)
+
+    def _handled_some(self, count: int) -> None:
+        with self._progress:
+            self._handled += count
+            self._progress.notify_all()
+
+    def wait_sent(self, timeout: float) -> bool:
+        """Wait until everything submitted so far is handled; False if `timeout` ran out."""
+        with self._progress:
+            target = self._submitted
+            return self._progress.wait_for(lambda: self._handled >= target, timeout)
 
     def _send_fast(self, batches: list[Sequence[OutboxJob]]) -> None:
         jobs = [job for batch in batches for job in batch]
         try:
-            epoch = self._epoch.recent()
-            self._publish(task_messages(jobs, self._settings.fanout_batch_size))
+            try:
+                epoch = self._epoch.recent()
+                self._publish(task_messages(jobs, self._settings.fanout_batch_size))
+            finally:
+                # Whether sent or left to the relay, waiting answers can go now: marking the
+                # jobs sent is bookkeeping.
+                self._handled_some(len(batches))
         except Exception:
             self._broker_failed("cannot send %d jobs; the outbox relay will send them", len(jobs))
             return
@@ -226,8 +248,8 @@ class Dispatcher:
         if epoch is None:
             return  # the relay creates the epoch and, finding it new, sends these again
         try:
-            with self._database().transaction() as session:
-                outbox.mark_enqueued(session, [job.job_id for job in jobs], epoch)
+            with self._database().autocommit() as connection:
+                outbox.mark_enqueued(connection, [job.job_id for job in jobs], epoch)
         except Exception:
             # Unmarked jobs are sent once more by the relay; the claim makes that harmless.
             logger.warning("cannot mark %d sent jobs", len(jobs), exc_info=True)
@@ -253,7 +275,7 @@ class Dispatcher:
                 jobs = outbox.claim_unsent(session, limit=RELAY_BATCH)
                 if jobs:
                     self._publish(task_messages(jobs, self._settings.fanout_batch_size))
-                    outbox.mark_enqueued(session, [job.job_id for job in jobs], epoch)
+                    outbox.mark_enqueued(session.connection(), [job.job_id for job in jobs], epoch)
             sent += len(jobs)
             if len(jobs) < RELAY_BATCH:
                 break

@@ -3,8 +3,9 @@
 Concurrent start requests are queued to one thread per api process, which takes whatever has
 queued up and starts it all in one transaction (`start_jobs`: a few statements for the whole
 batch), commits once, and answers each request. The commit hands the new jobs to the
-dispatcher, which sends them in one Redis pipeline. Under load a request waits at most for the
-batch in progress; an idle api answers one request with one transaction, as before.
+dispatcher, which sends them in one Redis pipeline; the answers go once that send is done (or
+after SEND_WAIT_SECONDS). Under load a request waits at most for the batch in progress; an
+idle api answers one request with one statement.
 
 A batch that fails as a whole (a statement the database refuses) is retried one request per
 transaction, so one bad request cannot fail the others queued with it.
@@ -21,11 +22,15 @@ from concurrent.futures import Future
 
 from gristmill.db import Database
 from gristmill.errors import DomainError
+from gristmill.jobs.outbox import wait_for_sends
 from gristmill.jobs.starts import StartedJob, StartRequest, start_jobs
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+# How long a batch's answers wait for its messages to reach the broker (normally about a
+# millisecond); past it they are answered anyway and the send goes on behind them.
+SEND_WAIT_SECONDS = 0.05
 
 _Item = tuple[StartRequest, "Future[StartedJob]"]
 
@@ -89,6 +94,7 @@ class JobIntake:
             for item in batch:
                 self._start([item])
             return
+        wait_for_sends(SEND_WAIT_SECONDS)
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, DomainError):
                 future.set_exception(outcome)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import exists, func, or_, select, text, update
+from sqlalchemy import Connection, bindparam, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -56,6 +56,8 @@ class OutboxJob:
 class Submitter(Protocol):
     def submit(self, jobs: Sequence[OutboxJob]) -> None: ...
 
+    def wait_sent(self, timeout: float) -> bool: ...
+
 
 _submitter: Submitter | None = None
 
@@ -82,6 +84,15 @@ def send_after_commit(session: Session, jobs: Iterable[JobRecord]) -> None:
         call_after_commit(session, lambda: submitter.submit(due))
 
 
+def wait_for_sends(timeout: float) -> bool:
+    """Wait up to `timeout` seconds until the jobs this process committed so far are handed to
+    the broker (or given up on, for the relay to send). The api answers a start after this,
+    so the send does not compete with the answer for the interpreter; a slow broker costs
+    the answer at most `timeout`."""
+    submitter = _submitter
+    return submitter.wait_sent(timeout) if submitter is not None else True
+
+
 def claim_unsent(session: Session, *, limit: int) -> list[OutboxJob]:
     """Lock up to `limit` due unsent jobs, oldest first; concurrent relays take other rows."""
     now = utc_now()
@@ -99,21 +110,27 @@ def claim_unsent(session: Session, *, limit: int) -> list[OutboxJob]:
     return [OutboxJob.of(job) for job in rows]
 
 
-def mark_enqueued(session: Session, job_ids: Sequence[uuid.UUID], epoch: str) -> int:
-    """Stamp jobs sent under broker `epoch`; a job is left unsent if the epoch changed since."""
+_MARK_ENQUEUED = (
+    update(Job)
+    .where(
+        Job.job_id.in_(bindparam("job_ids", expanding=True)),
+        UNSENT,
+        exists().where(BrokerEpoch.id == 1, BrokerEpoch.epoch == bindparam("epoch")),
+    )
+    .values(enqueued_at=bindparam("now"))
+)
+
+
+def mark_enqueued(connection: Connection, job_ids: Sequence[uuid.UUID], epoch: str) -> int:
+    """Stamp jobs sent under broker `epoch`; a job is left unsent if the epoch changed since.
+
+    One statement, atomic by itself: the fast path runs it on an autocommit connection."""
     if not job_ids:
         return 0
-    result = session.execute(
-        update(Job)
-        .where(
-            Job.job_id.in_(job_ids),
-            UNSENT,
-            exists().where(BrokerEpoch.id == 1, BrokerEpoch.epoch == epoch),
-        )
-        .values(enqueued_at=utc_now())
-        .execution_options(synchronize_session=False)
+    result = connection.execute(
+        _MARK_ENQUEUED, {"job_ids": list(job_ids), "epoch": epoch, "now": utc_now()}
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)
 
 
 def adopt_broker_epoch(session: Session, epoch: str) -> int | None:
