@@ -61,7 +61,7 @@ def _fill_jobs(env: BenchEnv, rows: int, *, finished_days_ago: int | None) -> No
             text(
                 """
                 INSERT INTO jobs (job_id, job_type, status, progress, params, queue, priority,
-                                  attempts, account_key, created_at, completed_at)
+                                  attempts, account_key, created_at, completed_at, enqueued_at)
                 SELECT gen_random_uuid(),
                        (ARRAY['scrape_account','scrape_all','backfill_account'])[1 + i % 3],
                        CASE WHEN CAST(:days AS int) IS NULL
@@ -72,7 +72,9 @@ def _fill_jobs(env: BenchEnv, rows: int, *, finished_days_ago: int | None) -> No
                        now() - make_interval(days => coalesce(CAST(:days AS int), 0),
                                              secs => i),
                        CASE WHEN CAST(:days AS int) IS NULL THEN NULL
-                            ELSE now() - make_interval(days => CAST(:days AS int), secs => i) END
+                            ELSE now() - make_interval(days => CAST(:days AS int), secs => i) END,
+                       -- Sent long ago: the api's outbox relay has nothing to send at start-up.
+                       now() - make_interval(secs => i)
                 FROM generate_series(1, :rows) AS i
                 """
             ),
