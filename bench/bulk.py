@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, text
 
 from bench.environment import BenchEnv
+from gristmill.jobs.dispatch import BrokerEpoch
 from gristmill.jobs.models import Job
+from gristmill.jobs.outbox import adopt_broker_epoch
 from gristmill.jobs.starts import create_job
 from gristmill.jobs.types import JobType
 from tests.support.stack import wait_until
@@ -55,8 +57,12 @@ def bench_scrape_all(env: BenchEnv, accounts: int) -> ScrapeAllResult:
 
 def _fill_jobs(env: BenchEnv, rows: int, *, finished_days_ago: int | None) -> None:
     """`rows` jobs; all finished `finished_days_ago` days ago, or a mix of every status."""
+    # The broker and the table agree on the broker's epoch, or the api's relay would take the
+    # pending rows below for jobs the broker lost and send them all at start-up.
+    epoch = BrokerEpoch(env.settings.broker_url).ensure()
     with env.database.transaction() as session:
         session.execute(text("TRUNCATE jobs CASCADE"))
+        adopt_broker_epoch(session, epoch)
         session.execute(
             text(
                 """
@@ -73,7 +79,7 @@ def _fill_jobs(env: BenchEnv, rows: int, *, finished_days_ago: int | None) -> No
                                              secs => i),
                        CASE WHEN CAST(:days AS int) IS NULL THEN NULL
                             ELSE now() - make_interval(days => CAST(:days AS int), secs => i) END,
-                       -- Sent long ago: the api's outbox relay has nothing to send at start-up.
+                       -- Sent long ago, under the epoch above.
                        now() - make_interval(secs => i)
                 FROM generate_series(1, :rows) AS i
                 """
