@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -139,3 +141,20 @@ def test_fan_out_children_travel_many_to_a_message(clean_db: Database) -> None:
     batched = [job_id for m in messages[1:] for job_id in m.kwargs["job_ids"]]
     assert batched == [str(child.job_id) for child in children]
     assert {m.queue for m in messages[1:]} == {"default"}
+
+
+def test_splitting_a_big_fan_out_into_messages_takes_linear_time() -> None:
+    # A scrape-all over 50,000 accounts is sent from one list; comparing every child with
+    # every other (as a membership test on a list once did) would take minutes here.
+    parent_id = uuid.uuid4()
+    children = [
+        outbox.OutboxJob(
+            uuid.uuid4(), "scrape_account", {"account_key": f"a{i}"}, "default", 5, parent_id
+        )
+        for i in range(50_000)
+    ]
+    started = time.monotonic()
+    messages = task_messages(children, batch_size=200)
+    assert time.monotonic() - started < 5
+    assert len(messages) == 250
+    assert sum(len(m.kwargs["job_ids"]) for m in messages) == 50_000

@@ -78,12 +78,11 @@ def task_messages(jobs: Sequence[OutboxJob], batch_size: int) -> list[TaskMessag
     """The messages that run `jobs`: fan-out scrape children go many to a message (one
     message scrapes its accounts concurrently), every other job gets its own message whose
     id is the job id."""
-    children = [
-        job
-        for job in jobs
-        if job.parent_job_id is not None and job.job_type == JobType.SCRAPE_ACCOUNT.value
-    ]
-    singles = [job for job in jobs if job not in children]
+    children: list[OutboxJob] = []
+    singles: list[OutboxJob] = []
+    for job in jobs:
+        batched = job.parent_job_id is not None and job.job_type == JobType.SCRAPE_ACCOUNT.value
+        (children if batched else singles).append(job)
     messages = [
         TaskMessage(
             JOB_TYPES[JobType(job.job_type)].task_name,
