@@ -44,3 +44,20 @@ def test_json_lines_carry_the_traceback_of_stdlib_and_structlog_records(
         assert line["exception"].startswith("Traceback (most recent call last):")
         assert "in _fail" in line["exception"]
         assert line["exception"].endswith("ZeroDivisionError: division by zero")
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_httpx_request_lines_are_left_out_but_its_warnings_are_kept(
+    test_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    httpx_logger = logging.getLogger("httpx")
+    level = httpx_logger.level
+    try:
+        configure_logging(test_settings.model_copy(update={"log_json": True, "log_level": "INFO"}))
+        httpx_logger.info('HTTP Request: GET https://mastodon.example/api/v1/accounts "200 OK"')
+        httpx_logger.warning("something httpx wants said")
+        logging.getLogger("gristmill.jobs").info("a line of ours")
+    finally:
+        httpx_logger.setLevel(level)
+    events = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
+    assert events == ["something httpx wants said", "a line of ours"]

@@ -48,3 +48,6 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
+    # httpx logs every request at INFO: a line per account scraped (5 % of a worker's CPU in a
+    # scrape-all) repeating what the job's result and metrics say. Its warnings still show.
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
