@@ -120,3 +120,15 @@ def test_a_start_is_answered_once_its_message_is_sent_or_the_wait_runs_out(
         assert answered_at >= ended
     else:
         assert began <= answered_at < began + 0.5 < ended
+
+
+def test_an_over_long_account_key_is_refused_not_cut_down_to_an_existing_one(
+    clean_db: Database, intake: JobIntake
+) -> None:
+    existing = "k" * 64  # the longest key an account can have
+    with clean_db.transaction() as session:
+        make_account(session, existing)
+    with pytest.raises(NotFoundError):
+        intake.submit(starts.scrape_account(existing + "extra")).result(timeout=30)
+    with clean_db.transaction() as session:
+        assert session.execute(text("SELECT count(*) FROM jobs")).scalar_one() == 0

@@ -119,7 +119,10 @@ _INSERT = (
 
 
 # The api's starts, inserted by one statement whatever their number: each column travels as
-# an array (unnest), so the statement's text, compiled once, never depends on the count.
+# an array (unnest), so the statement's text, compiled once, never depends on the count. With
+# each row goes whether its account must be active. The arrays are unbounded types, not the
+# table's: a cast to VARCHAR(64)[] would silently cut an over-long account key down to one that
+# may exist, where the insert into the table refuses it.
 _START_TYPES: dict[str, Any] = {
     "job_id": Uuid,
     "job_type": String,
@@ -166,25 +169,25 @@ def insert_jobs(
     session: Session,
     rows: Sequence[dict[str, Any]],
     *,
-    needs_account: Sequence[bool] | None = None,
+    needs_active: Sequence[bool] | None = None,
 ) -> list[JobRow]:
     """Insert pending jobs and send them once the transaction commits.
 
     A row whose `dedupe_key` matches a job that is still pending or running is skipped (the
     partial unique index decides, so two concurrent starts cannot both get in); the returned
-    list holds only the rows inserted. With `needs_account` (one flag per row, the api's
+    list holds only the rows inserted. With `needs_active` (one flag per row, the api's
     starts), a row naming an account is inserted only if that account exists, and is active
     where its flag says so: the check and the insert are one statement, one round trip.
     """
     if not rows:
         return []
-    if needs_account is None:
+    if needs_active is None:
         statement: Executable = _INSERT
         parameters: Any = list(rows)
     else:
         statement = _INSERT_STARTS
         parameters = {name: [row[name] for row in rows] for name in _START_COLUMNS}
-        parameters["needs_active"] = list(needs_account)
+        parameters["needs_active"] = list(needs_active)
     jobs = list(session.connection().execute(statement, parameters))
     publish_jobs(session, jobs, JobChange.CREATED)
     outbox.send_after_commit(session, jobs)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gristmill.accounts.models import Account
@@ -122,7 +122,7 @@ def start_jobs(
             for job in insert_jobs(
                 session,
                 list(waiting.values()),
-                needs_account=[requests[index].needs_active for index in waiting],
+                needs_active=[requests[index].needs_active for index in waiting],
             )
         }
         skipped = {index: row for index, row in waiting.items() if row["job_id"] not in inserted}
@@ -181,14 +181,8 @@ def _account_states(session: Session, requests: Sequence[StartRequest]) -> dict[
     keys = {request.account_key for request in requests if request.account_key is not None}
     if not keys:
         return {}
-    # Core, not the ORM's execute: this sits on every start request's path.
-    rows = session.connection().execute(_ACCOUNT_STATES, {"keys": list(keys)})
+    rows = session.execute(select(Account.key, Account.active).where(Account.key.in_(keys)))
     return {key: bool(active) for key, active in rows}
-
-
-_ACCOUNT_STATES = select(Account.key, Account.active).where(
-    Account.key.in_(bindparam("keys", expanding=True))
-)
 
 
 def _refusal(request: StartRequest, accounts: dict[str, bool]) -> DomainError | None:
