@@ -111,11 +111,14 @@ def bench_listing(env: BenchEnv, rows: int, samples: int) -> dict[str, tuple[flo
     results: dict[str, tuple[float, float]] = {}
     try:
         with env.client() as client:
-            cursor = None
+            cursor = ""
             for _ in range(200):  # walk 200 pages deep to get a deep cursor
                 params = {"limit": 200} | ({"cursor": cursor} if cursor else {})
-                cursor = client.get("/api/jobs", params=params).json()["next_cursor"]
-            cases = {
+                next_cursor = client.get("/api/jobs", params=params).json()["next_cursor"]
+                if not isinstance(next_cursor, str):
+                    raise AssertionError("the listing ended before page 201")
+                cursor = next_cursor
+            cases: dict[str, dict[str, str | int]] = {
                 "first page (limit 50)": {"limit": 50},
                 "page 201 via cursor (limit 200)": {"limit": 200, "cursor": cursor},
                 "status=failed": {"status": "failed"},
@@ -124,7 +127,7 @@ def bench_listing(env: BenchEnv, rows: int, samples: int) -> dict[str, tuple[flo
             }
             for name, params in cases.items():
 
-                def one(params: dict[str, object] = params) -> None:
+                def one(params: dict[str, str | int] = params) -> None:
                     client.get("/api/jobs", params=params).raise_for_status()
 
                 one()

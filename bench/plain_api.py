@@ -38,7 +38,9 @@ def create_app() -> FastAPI:
     app = FastAPI()
 
     @app.post("/jobs/{account_key}", status_code=202)
-    def start_job(account_key: str) -> dict[str, str]:
+    def start_job(account_key: str, sent_at: float | None = None) -> dict[str, str]:
+        # `sent_at` (the client's clock, same machine) only rides along to the task, which
+        # records how long after it the task started (the end-to-end latency peer).
         job_id = uuid.uuid4()
         with engine.begin() as connection:
             connection.execute(
@@ -46,9 +48,10 @@ def create_app() -> FastAPI:
                     job_id=job_id, status="pending", params={"account_key": account_key}
                 )
             )
-        celery.send_task(
-            TASK_NAME, kwargs={"account_key": account_key}, task_id=str(job_id), queue=QUEUE
-        )
+        kwargs: dict[str, object] = {"account_key": account_key}
+        if sent_at is not None:
+            kwargs["sent_at"] = sent_at
+        celery.send_task(TASK_NAME, kwargs=kwargs, task_id=str(job_id), queue=QUEUE)
         return {"job_id": str(job_id), "status": "pending"}
 
     return app

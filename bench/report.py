@@ -17,7 +17,8 @@ class Figure:
     peer: str
     ratio: float | None
     bar: str
-    met: bool
+    # None: a figure given for context, with no bar of its own.
+    met: bool | None
     # For the chart: the ratio's bar (minimum or maximum allowed) and the direction.
     bar_ratio: float | None = None
     higher_is_better: bool = True
@@ -43,9 +44,8 @@ def table(figures: list[Figure]) -> str:
     ]
     for f in figures:
         ratio = f"{f.ratio:.2f}x" if f.ratio is not None else "-"
-        lines.append(
-            f"| {f.name} | {f.ours} | {f.peer} | {ratio} | {f.bar} | {'yes' if f.met else 'NO'} |"
-        )
+        met = "-" if f.met is None else "yes" if f.met else "NO"
+        lines.append(f"| {f.name} | {f.ours} | {f.peer} | {ratio} | {f.bar} | {met} |")
     return "\n".join(lines)
 
 
@@ -60,19 +60,21 @@ def chart(figures: list[Figure], path: Path) -> None:
     fig, axis = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 1.2), dpi=110)
     names = [f.name for f in rows]
     ratios = [f.ratio or 0.0 for f in rows]
-    colours = ["#2e7d32" if f.met else "#c62828" for f in rows]
+    colours = ["#9e9e9e" if f.met is None else "#2e7d32" if f.met else "#c62828" for f in rows]
     axis.barh(names, ratios, color=colours)
     for index, f in enumerate(rows):
         if f.bar_ratio is not None:
             axis.plot([f.bar_ratio, f.bar_ratio], [index - 0.4, index + 0.4], color="black")
         better = "higher is better" if f.higher_is_better else "lower is better"
+        if f.met is None:
+            better = "context, no bar"
         # Right of the bar and of its tick, so the label never sits on the tick.
         label_at = max(f.ratio or 0.0, f.bar_ratio or 0.0) + 0.05
         axis.text(label_at, index, f"{f.ratio:.2f}x ({better})", va="center")
     axis.invert_yaxis()
     axis.set_xlabel("Gristmill / plain peer (black tick: the bar to meet)")
-    axis.set_xlim(0, max([*ratios, *(f.bar_ratio or 0 for f in rows)]) * 1.6)
-    axis.set_title("Gristmill against plain FastAPI and plain Celery, same run")
+    axis.set_xlim(0, max([*ratios, *(f.bar_ratio or 0 for f in rows)]) * 1.8)
+    axis.set_title("Gristmill / plain FastAPI and Celery peers, same run", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -34,6 +34,19 @@ def _uvicorn(app: str, port: int) -> list[str]:
     ]
 
 
+def start_plain_api(env: BenchEnv) -> tuple[Process, int]:
+    """The plain FastAPI peer (bench/plain_api.py), started and answering, and its port."""
+    port = free_port()
+    plain = Process(
+        _uvicorn("bench.plain_api:create_app", port),
+        {**env.env, "CELERY_BROKER_URL": env.peer_broker_url},
+        env.log_dir / "plain_api.log",
+    )
+    plain.start()
+    wait_for_http(f"http://127.0.0.1:{port}/docs")
+    return plain, port
+
+
 def bench_start_endpoint(
     env: BenchEnv, *, rounds: int, seconds: int
 ) -> tuple[LoadResult, LoadResult]:
@@ -46,20 +59,9 @@ def bench_start_endpoint(
         fake=False,
     )
     env.vacuum()
-    plain_port = free_port()
-    plain = Process(
-        _uvicorn("bench.plain_api:create_app", plain_port),
-        {
-            **env.env,
-            "DATABASE_URL": env.env["DATABASE_URL"],
-            "CELERY_BROKER_URL": env.peer_broker_url,
-        },
-        env.log_dir / "plain_api.log",
-    )
-    plain.start()
+    plain, plain_port = start_plain_api(env)
     env.stack.start("api")
     env.stack.wait_for_api()
-    wait_for_http(f"http://127.0.0.1:{plain_port}/docs")
     ours: list[LoadResult] = []
     theirs: list[LoadResult] = []
     try:

@@ -13,6 +13,7 @@ import statistics
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 import redis
@@ -23,6 +24,7 @@ from bench.cpu import TreeCPU, tree_cpu
 from bench.environment import BenchEnv, Process, wait_for_celery_worker
 from bench.plain_api import QUEUE, TASK_NAME
 from bench.plain_celery import LATENCIES_KEY
+from bench.start_endpoint import start_plain_api
 from gristmill.celery_app import redis_list_names
 from gristmill.jobs.models import Job
 from tests.support.stack import wait_until
@@ -198,7 +200,7 @@ def bench_gristmill_start_latency(env: BenchEnv, samples: int) -> list[float]:
         started = dict(session.execute(select(Job.job_id, Job.started_at)).all())
     env.stack.kill("worker_high")
     env.stack.kill("api")
-    return [(started[_uuid(job_id)].timestamp() - sent) * 1000 for job_id, sent in sent_at.items()]
+    return [_ms_since(sent, started[uuid.UUID(job_id)]) for job_id, sent in sent_at.items()]
 
 
 def bench_plain_start_latency(env: BenchEnv, samples: int) -> list[float]:
@@ -225,9 +227,39 @@ def bench_plain_start_latency(env: BenchEnv, samples: int) -> list[float]:
         worker.stop()
 
 
-def _uuid(value: str) -> object:
+def bench_plain_endpoint_latency(env: BenchEnv, samples: int) -> list[float]:
+    """Milliseconds from sending a POST to the plain FastAPI peer to its no-op task running:
+    the like-for-like peer of Gristmill's figure (an HTTP request, a committed INSERT, a send
+    and Celery's delivery), where `bench_plain_start_latency` is Celery's delivery alone."""
+    env.reset()
+    api, port = start_plain_api(env)
+    worker = _plain_worker(env)
+    worker.start()
+    broker = redis.Redis.from_url(env.peer_broker_url)
+    try:
+        wait_for_celery_worker(worker)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            for index in range(5):  # warm the connections of every process
+                client.post(f"/jobs/warm{index}").raise_for_status()
+            time.sleep(1)
+            broker.delete(LATENCIES_KEY)
+            for index in range(samples - 5):
+                sent_at = time.time()
+                client.post(f"/jobs/latency{index}", params={"sent_at": sent_at}).raise_for_status()
+                time.sleep(0.05)  # idle workers at every start
+        wait_until(
+            lambda: broker.llen(LATENCIES_KEY) == samples - 5, timeout=60, what="plain starts"
+        )
+        return [float(value) * 1000 for value in broker.lrange(LATENCIES_KEY, 0, -1)]
+    finally:
+        worker.stop()
+        api.stop()
 
-    return uuid.UUID(value)
+
+def _ms_since(sent: float, started: datetime | None) -> float:
+    if started is None:
+        raise AssertionError("a job counted as started has no started_at")
+    return (started.timestamp() - sent) * 1000
 
 
 def percentile(values: list[float], share: float) -> float:
