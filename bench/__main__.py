@@ -4,7 +4,8 @@
    `POST /api/jobs/scrape-account/{key}` against a plain FastAPI endpoint doing one INSERT and
    one `send_task` (bench/plain_api.py).
 2. Single-account jobs drained by the Procfile's `high` pool against a plain Celery no-op task
-   with the same pool settings (bench/plain_celery.py).
+   with the same pool settings (bench/plain_celery.py), in alternating rounds (the median
+   round of each is reported).
 3. Start latency on idle workers: POST to `running` against plain Celery's enqueue-to-start
    (the bar), and for context against the plain FastAPI endpoint's POST to its task starting.
 4. scrape-all at 100 ms platform latency; listing and cleanup at 1M job rows.
@@ -28,12 +29,14 @@ from bench.report import Figure, chart, machine, table
 from bench.start_endpoint import CONNECTIONS, bench_start_endpoint
 from bench.streams import bench_streams
 from bench.workers import (
+    DrainResult,
     bench_gristmill_drain,
     bench_gristmill_start_latency,
     bench_plain_drain,
     bench_plain_endpoint_latency,
     bench_plain_start_latency,
     median,
+    median_round,
 )
 
 CHART = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.png"
@@ -46,6 +49,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="start endpoint rounds per peer")
     parser.add_argument("--seconds", type=int, default=15, help="seconds per load round")
     parser.add_argument("--drain-jobs", type=int, default=2000)
+    parser.add_argument("--drain-rounds", type=int, default=3, help="drain rounds per peer")
     parser.add_argument("--latency-samples", type=int, default=200)
     parser.add_argument("--accounts", type=int, default=int(os.environ.get("BENCH_ACCOUNTS", 5000)))
     parser.add_argument("--rows", type=int, default=int(os.environ.get("BENCH_ROWS", 1_000_000)))
@@ -85,8 +89,19 @@ def main() -> None:
                 )
             )
         if "drain" in sections:
-            ours_drain = bench_gristmill_drain(env, args.drain_jobs)
-            plain_drain = bench_plain_drain(env, args.drain_jobs)
+            ours_rounds: list[DrainResult] = []
+            plain_rounds: list[DrainResult] = []
+            for _ in range(args.drain_rounds):
+                ours_rounds.append(bench_gristmill_drain(env, args.drain_jobs))
+                plain_rounds.append(bench_plain_drain(env, args.drain_jobs))
+            print(
+                "drain rounds: Gristmill "
+                + ", ".join(f"{r.per_second:,.0f}" for r in ours_rounds)
+                + " jobs/s; plain Celery "
+                + ", ".join(f"{r.per_second:,.0f}" for r in plain_rounds)
+                + " tasks/s"
+            )
+            ours_drain, plain_drain = median_round(ours_rounds), median_round(plain_rounds)
             print(
                 f"drain {args.drain_jobs} jobs: Gristmill {ours_drain.per_second:,.0f} jobs/s "
                 f"({ours_drain.seconds:.2f} s), plain Celery {plain_drain.per_second:,.0f} "

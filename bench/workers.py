@@ -127,6 +127,11 @@ def _watch_drain(
     raise AssertionError(f"{queue} did not drain within {timeout}s")
 
 
+def median_round(rounds: list[DrainResult]) -> DrainResult:
+    """The round with the median rate (its CPU figures come with it)."""
+    return sorted(rounds, key=lambda r: r.per_second)[len(rounds) // 2]
+
+
 def bench_gristmill_drain(env: BenchEnv, jobs: int) -> DrainResult:
     env.reset()
     keys = [f"drain{index}" for index in range(jobs)]
