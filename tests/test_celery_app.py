@@ -16,6 +16,9 @@ def test_celery_is_configured_for_safe_redelivery(test_settings: Settings) -> No
     assert conf.worker_prefetch_multiplier == 1
     # Task events cost a publish each: off unless a monitor (Flower) switches them on.
     assert conf.worker_send_task_events is False
+    # Pool processes are replaced for their memory, never after a count of tasks.
+    assert conf.worker_max_tasks_per_child is None
+    assert conf.worker_max_memory_per_child == 300 * 1024
     options = conf.broker_transport_options
     # Stranded messages come back within the visibility timeout plus one restore sweep.
     assert options["visibility_timeout"] == test_settings.broker_visibility_timeout_seconds
@@ -39,3 +42,9 @@ def test_routes_and_hard_time_limits_follow_the_job_types(test_settings: Setting
 
 def test_every_priority_list_of_a_queue_is_named() -> None:
     assert redis_list_names("high") == ["high"] + [f"high:{p}" for p in range(1, 10)]
+
+
+def test_a_memory_limit_of_zero_keeps_pool_processes(test_settings: Settings) -> None:
+    configure_celery(test_settings.model_copy(update={"worker_max_memory_per_child_mb": 0}))
+    assert celery_app.conf.worker_max_memory_per_child is None
+    configure_celery(test_settings)

@@ -99,7 +99,10 @@ def configure_celery(settings: Settings) -> Celery:
         # by the publishers themselves (observability/publish.py).
         task_send_sent_event=False,
         worker_hijack_root_logger=False,
-        worker_max_tasks_per_child=1000,
+        # Children are replaced when their memory grows, not after a number of tasks (see
+        # Settings.worker_max_memory_per_child_mb); Celery counts the limit in KiB.
+        worker_max_tasks_per_child=None,
+        worker_max_memory_per_child=settings.worker_max_memory_per_child_mb * 1024 or None,
         beat_max_loop_interval=30,
     )
     return celery_app

@@ -135,6 +135,11 @@ class Settings(BaseSettings):
     # a broker publish per event, about a third of its CPU per job. Off by default as in Celery:
     # Flower (and celery-exporter) switch them on in every worker while they run.
     worker_send_task_events: bool = False
+    # A pool process is replaced once its resident memory passes this many MiB (checked after
+    # each task; 0: never). Not every N tasks: a child's memory stays flat (about 110 MB after
+    # 5,000 scrapes), and Celery delays the job it hands to a child retiring on a task count by
+    # up to 5 s (celery/celery#9579). 300 fits three processes in the chart's 1 GiB limit.
+    worker_max_memory_per_child_mb: int = Field(default=300, ge=0)
     scheduler_metrics_port: int = Field(default=9809, ge=0, le=65535)
     # Where a worker's pool processes keep their metric files; unset: a fresh directory under
     # the temp dir. When set it must belong to one worker alone (its files are deleted at start).

@@ -219,3 +219,23 @@ def test_duplicate_deliveries_run_a_job_once(
     assert job["status"] == "completed"
     assert job["attempts"] == 1
     assert fake_platform.request_count(key) == 1
+
+
+def test_pool_processes_past_their_memory_limit_are_replaced_and_every_job_runs(
+    fresh: FaultyStack, fake_platform: FakePlatform
+) -> None:
+    fresh.stack.kill("worker_high", signal.SIGTERM)
+    # 1 MiB: every pool process is past it after its first task, and is replaced.
+    fresh.stack.start("worker_high", {"WORKER_MAX_MEMORY_PER_CHILD_MB": "1"})
+    try:
+        wait_until(lambda: len(fresh.stack.children("worker_high")) == 2, timeout=30, what="a pool")
+        first_pool = set(fresh.stack.children("worker_high"))
+        keys = fresh.add_accounts(fake_platform, 12, "grown")
+        with fresh.client() as client:
+            _start_scrapes(client, keys)
+        _all_completed(fresh, 12, timeout=90)
+        assert not first_pool & set(fresh.stack.children("worker_high"))
+        assert fake_platform.request_count() == 12
+    finally:
+        # The next test's `fresh` starts the pool again with the default limit.
+        fresh.stack.kill("worker_high", signal.SIGTERM)

@@ -1,8 +1,9 @@
 """Prometheus multiprocess mode for prefork workers, served from the worker's main process.
 
 Each pool child writes its counters to `<kind>_<pid>.db` files in PROMETHEUS_MULTIPROC_DIR; the
-main process merges them on every scrape. Children are replaced every
-`worker_max_tasks_per_child` tasks, so files of dead children are folded into one
+main process merges them on every scrape. Children are replaced (grown past
+WORKER_MAX_MEMORY_PER_CHILD_MB, crashed, killed at their hard time limit), so files of dead
+children are folded into one
 `<kind>_archive.db` per kind at scrape time: the totals never go backwards and the number of
 files stays bounded by the live pool size.
 """

@@ -52,6 +52,6 @@ def make_http_client(settings: Settings, *, guarded: bool = True) -> httpx.Async
 @functools.cache
 def tls_context() -> ssl.SSLContext:
     """The process's TLS settings. Loading the CA bundle costs ~40 ms: clients are made per
-    event loop, the context once (workers load it before forking, so the pool processes that
-    replace each other every `worker_max_tasks_per_child` tasks do not pay it again)."""
+    event loop, the context once (workers load it before forking, so a pool process that
+    replaces another one does not pay it again)."""
     return ssl.create_default_context(cafile=certifi.where())
