@@ -12,6 +12,7 @@ import os
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -214,25 +215,13 @@ def bench_gristmill_start_latency(env: BenchEnv, samples: int) -> list[float]:
 def bench_plain_start_latency(env: BenchEnv, samples: int) -> list[float]:
     """Milliseconds from `send_task` to the task body running, on an idle plain worker."""
     env.reset()
-    worker = _plain_worker(env)
-    worker.start()
     app = _plain_app(env)
-    broker = redis.Redis.from_url(env.peer_broker_url)
-    try:
-        wait_for_celery_worker(worker)
-        for _ in range(5):
-            app.send_task(TASK_NAME, queue=QUEUE)
-        time.sleep(1)
-        broker.delete(LATENCIES_KEY)
-        for _ in range(samples - 5):
-            app.send_task(TASK_NAME, kwargs={"sent_at": time.time()}, queue=QUEUE)
-            time.sleep(0.05)
-        wait_until(
-            lambda: broker.llen(LATENCIES_KEY) == samples - 5, timeout=60, what="plain starts"
-        )
-        return [float(value) * 1000 for value in broker.lrange(LATENCIES_KEY, 0, -1)]
-    finally:
-        worker.stop()
+
+    def send(sent_at: float | None) -> None:
+        kwargs = {} if sent_at is None else {"sent_at": sent_at}
+        app.send_task(TASK_NAME, kwargs=kwargs, queue=QUEUE)
+
+    return _plain_latencies(env, samples, send)
 
 
 def bench_plain_endpoint_latency(env: BenchEnv, samples: int) -> list[float]:
@@ -241,27 +230,41 @@ def bench_plain_endpoint_latency(env: BenchEnv, samples: int) -> list[float]:
     and Celery's delivery), where `bench_plain_start_latency` is Celery's delivery alone."""
     env.reset()
     api, port = start_plain_api(env)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+
+            def post(sent_at: float | None) -> None:
+                params = {} if sent_at is None else {"sent_at": sent_at}
+                client.post(f"/jobs/{uuid.uuid4().hex}", params=params).raise_for_status()
+
+            return _plain_latencies(env, samples, post)
+    finally:
+        api.stop()
+
+
+def _plain_latencies(
+    env: BenchEnv, samples: int, start: Callable[[float | None], None]
+) -> list[float]:
+    """Start the plain worker, `start` five warm-up tasks (sent_at None) then the measured
+    ones, one every 50 ms, and return how long after its `sent_at` each one began (ms)."""
     worker = _plain_worker(env)
     worker.start()
     broker = redis.Redis.from_url(env.peer_broker_url)
     try:
         wait_for_celery_worker(worker)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            for index in range(5):  # warm the connections of every process
-                client.post(f"/jobs/warm{index}").raise_for_status()
-            time.sleep(1)
-            broker.delete(LATENCIES_KEY)
-            for index in range(samples - 5):
-                sent_at = time.time()
-                client.post(f"/jobs/latency{index}", params={"sent_at": sent_at}).raise_for_status()
-                time.sleep(0.05)  # idle workers at every start
+        for _ in range(5):  # warm the connections of every process
+            start(None)
+        time.sleep(1)
+        broker.delete(LATENCIES_KEY)
+        for _ in range(samples - 5):
+            start(time.time())
+            time.sleep(0.05)  # idle workers at every start
         wait_until(
             lambda: broker.llen(LATENCIES_KEY) == samples - 5, timeout=60, what="plain starts"
         )
         return [float(value) * 1000 for value in broker.lrange(LATENCIES_KEY, 0, -1)]
     finally:
         worker.stop()
-        api.stop()
 
 
 def _ms_since(sent: float, started: datetime | None) -> float:

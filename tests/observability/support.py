@@ -138,7 +138,8 @@ class ObsWorker:
             "--pool",
             "prefork",
             # A fresh child per task: exercises child turnover and the folding of dead
-            # children's metric files, which production hits every worker_max_tasks_per_child.
+            # children's metric files, which production hits whenever a child is replaced
+            # (past WORKER_MAX_MEMORY_PER_CHILD_MB, crashed, killed at its hard time limit).
             "--max-tasks-per-child",
             str(self.max_tasks_per_child),
             "--loglevel",
